@@ -1,0 +1,50 @@
+/* Turning detection events into records: human text or JSON lines. */
+#ifndef PERPETUO_WATCHER_REPORT_H
+#define PERPETUO_WATCHER_REPORT_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "buf.h"
+#include "detect.h"
+#include "target.h"
+
+#define REPORT_SCHEMA_VERSION 1
+
+struct reporter {
+  bool json;
+  int fd;
+  const struct target *target;
+  struct buf buf;
+};
+
+/* Who a stall is blamed on, from the slot's thread hint. */
+struct blame {
+  const char *hint; /* "registrar", "native", "pthread", "gil_holder", "none" */
+  int32_t tid;      /* 0: unknown */
+  uint64_t pthread_id; /* 0: unknown */
+  char name[PERPETUO__THREAD_NAME_SIZE + 16];
+};
+
+void blame_from_slot(const struct perpetuo__slot *slot,
+                     const struct target *target, struct blame *out);
+
+void reporter_init(struct reporter *r, bool json, int fd,
+                   const struct target *target);
+void reporter_free(struct reporter *r);
+
+/* Formats one stall event into r->buf (without writing it). */
+void report_format_event(struct reporter *r, const struct detect_event *e,
+                         const struct perpetuo__slot *slot,
+                         const struct blame *blame, int64_t monotonic_ns,
+                         int64_t wall_ns);
+
+/* Formats a record about the watcher itself (event: "watch_started", ...). */
+void report_format_info(struct reporter *r, const char *severity,
+                        const char *event, const char *message,
+                        int64_t monotonic_ns, int64_t wall_ns);
+
+/* Writes r->buf out whole. 0, or a negative errno. */
+int reporter_flush(struct reporter *r);
+
+#endif

@@ -1,0 +1,75 @@
+/*
+ * The watched process, seen from outside: its pidfd, its region (found and
+ * validated), a copy of every live slot, and one poll = one process_vm_readv
+ * of the header and every used slot's hot part (and external counters).
+ * Everything read here is untrusted and checked before use.
+ */
+#ifndef PERPETUO_WATCHER_TARGET_H
+#define PERPETUO_WATCHER_TARGET_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "protocol.h"
+#include "detect.h"
+
+/* What the watcher knows of one slot, refreshed when its generation moves. */
+struct slot_info {
+  bool live;
+  bool external_readable;
+  struct perpetuo__slot slot; /* names NUL-terminated by us, whatever came */
+};
+
+struct target {
+  pid_t pid;
+  int pidfd;   /* readable when the target exits; -1 where unsupported */
+  int stat_fd; /* /proc/PID/stat, kept open for a cheap state check */
+  uint64_t region;
+  struct perpetuo__header header; /* as validated at attach */
+  uint32_t slots_read;            /* how many slots a poll reads */
+  struct slot_info *slots;        /* header.slot_count of them */
+  char **argv;                    /* its command line, for reports */
+  size_t argc;
+  /* Scratch space for one poll. */
+  struct iovec *remote;
+  char *hot;
+  uint32_t *external_slots;
+};
+
+/*
+ * Attaches to `pid`. `region` is the region's address, or 0 to look for it
+ * in /proc/PID/maps. On failure returns a negative errno and writes one
+ * sentence for the user into `why`.
+ */
+int target_open(struct target *t, pid_t pid, uint64_t region, char *why,
+                size_t why_size);
+void target_close(struct target *t);
+
+/*
+ * Reads every used slot: fills samples[0..*n). Returns 0, or a negative
+ * errno: -ESRCH (the target is gone), -EFAULT / -EPROTO (its region is gone
+ * or no longer valid: it called exec, or corrupted it).
+ */
+int target_poll(struct target *t, struct detect_sample *samples, size_t *n);
+
+/* The state letter of /proc/PID/stat ('R', 'S', 'T', 't', ...), or 0. */
+char target_state(struct target *t);
+
+/* True when the target is stopped or traced-stopped by someone else. */
+bool target_is_stopped(struct target *t);
+
+/* Reads /proc/PID/task/TID/comm into `name`; false if the thread is gone. */
+bool target_thread_name(const struct target *t, int32_t tid, char *name,
+                        size_t size);
+
+/* Parses a line of /proc/PID/maps: start, end, permissions, and the path
+ * (empty for anonymous). Exposed for tests. */
+bool maps_parse_line(const char *line, uint64_t *start, uint64_t *end,
+                     char perms[5], const char **path);
+
+/* Checks a header read from `addr`; NULL if valid, else why not. */
+const char *header_check(const struct perpetuo__header *h, uint64_t addr);
+
+#endif
