@@ -1,0 +1,34 @@
+#!/bin/sh
+# Installs what is missing (Debian packages), builds perpetuo in ./build, and
+# runs the demo: a small C program that stalls once while a watcher reports it.
+set -eu
+cd "$(dirname "$0")/.."
+
+# Toolchain and C libraries for the library and the watcher; Check and pytest
+# for the tests; clang-format for the format check.
+packages="build-essential autoconf automake libtool pkg-config libuv1-dev
+  libunwind-dev libdw-dev check clang-format python3 python3-dev python3-pytest
+  util-linux"
+
+missing=
+for p in $packages; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' ||
+    missing="$missing $p"
+done
+if [ -n "$missing" ]; then
+  echo "==> installing:$missing"
+  as_root=
+  [ "$(id -u)" = 0 ] || as_root=sudo
+  $as_root apt-get update -q
+  DEBIAN_FRONTEND=noninteractive $as_root apt-get install -y -q $missing
+fi
+
+echo "==> building"
+[ -x configure ] || ./autogen.sh >/dev/null
+mkdir -p build
+cd build
+[ -f Makefile ] || ../configure -q --enable-werror
+make -j"$(nproc)" >/dev/null
+
+echo "==> demo: a C program stalls once for 0.6 s; its watcher reports it as it happens"
+make -s demo
