@@ -125,8 +125,8 @@ static void on_target_exit(uv_poll_t *handle, int status, int events) {
 static void on_signal(uv_signal_t *handle, int signum) {
   struct watcher *w = handle->data;
   char why[96];
-  snprintf(why, sizeof(why), "stopped watching pid %d (%s)", (int)w->target.pid,
-           strsignal(signum));
+  snprintf(why, sizeof(why), "stopped watching pid %d (asked to, by %s)",
+           (int)w->target.pid, signum == SIGTERM ? "SIGTERM" : signum == SIGINT ? "SIGINT" : "SIGHUP");
   stop_watching(w, why);
 }
 
@@ -259,7 +259,12 @@ int main(int argc, char **argv) {
   /* The first poll happens now, so that once the library hears we are
    * watching, a stall that begins is already being timed. */
   poll_once(&w);
-  start_message(&w, message, sizeof(message));
+  /* JSON keeps the original perpetuo's wording, which log pipelines match. */
+  if (w.opts.json_mode)
+    snprintf(message, sizeof(message), "Successfully monitoring pid %d",
+             (int)w.opts.pid);
+  else
+    start_message(&w, message, sizeof(message));
   emit_info(&w, "INFO", "watch_started", message);
   uint64_t period_ms = (uint64_t)(w.opts.poll_interval_ns / 1000000);
   uv_timer_start(&w.timer, on_timer, period_ms, period_ms);
