@@ -165,9 +165,9 @@ perpetuo_tracker_options_init(perpetuo_tracker_options_t *opts);
  */
 #define PERPETUO_TRACKER_NAME_MAX 127
 #define PERPETUO_TRACKER_MAX 1024
-PERPETUO_EXPORT int perpetuo_tracker_new(perpetuo_tracker_t **ret,
-                                         const char *name,
-                                         const perpetuo_tracker_options_t *opts);
+PERPETUO_EXPORT int
+perpetuo_tracker_new(perpetuo_tracker_t **ret, const char *name,
+                     const perpetuo_tracker_options_t *opts);
 
 /*
  * Registers a tracker whose counter is at `counter`, an address the caller
@@ -210,7 +210,8 @@ PERPETUO_EXPORT int perpetuo_tracker_enter(perpetuo_tracker_t *tracker);
 PERPETUO_EXPORT int perpetuo_tracker_leave(perpetuo_tracker_t *tracker);
 
 /* 1 if active, 0 if idle, -EINVAL for NULL. */
-PERPETUO_EXPORT int perpetuo_tracker_is_active(const perpetuo_tracker_t *tracker);
+PERPETUO_EXPORT int
+perpetuo_tracker_is_active(const perpetuo_tracker_t *tracker);
 
 /* ---------------------------------------------------------------- watcher */
 
@@ -222,23 +223,24 @@ PERPETUO_EXPORT int perpetuo_tracker_is_active(const perpetuo_tracker_t *tracker
 typedef struct perpetuo_watch_options {
   size_t size; /* sizeof(perpetuo_watch_options_t), set by _init. */
   /* 1.0 */
-  uint32_t poll_interval_ms;       /* default 10; 1 to 60000. */
-  uint32_t alert_interval_ms;      /* default threshold: 200; 1 to 86400000. */
-  uint32_t traceback_suppress_ms;  /* at most one traceback per this long;
-                                      default 30000; 0 to 86400000. */
-  int print_locals;                /* default 1. */
-  int json_mode;                   /* 1: JSON lines; default 0: text. */
-  int output_fd;                   /* where reports go; default -1: this
-                                      process's stderr (fd 2). */
-  const char *output_path;         /* if not NULL, the watcher appends to this
-                                      file instead of output_fd. */
-  const char *watcher_path;        /* the watcher executable. NULL (default):
-                                      $PERPETUO_WATCHER if set, else the
-                                      installed one. */
+  uint32_t poll_interval_ms;      /* default 10; 1 to 60000. */
+  uint32_t alert_interval_ms;     /* default threshold: 200; 1 to 86400000. */
+  uint32_t traceback_suppress_ms; /* at most one traceback per this long;
+                                     default 30000; 0 to 86400000. */
+  int print_locals;               /* default 1. */
+  int json_mode;                  /* 1: JSON lines; default 0: text. */
+  int output_fd;                  /* where reports go; default -1: this
+                                     process's stderr (fd 2). */
+  const char *output_path;        /* if not NULL, the watcher appends to this
+                                     file instead of output_fd. */
+  const char *watcher_path;       /* the watcher executable. NULL (default):
+                                     $PERPETUO_WATCHER if set, else the
+                                     installed one. */
 } perpetuo_watch_options_t;
 
 /* Fills `opts` with the defaults and sets opts->size. Never fails. */
-PERPETUO_EXPORT void perpetuo_watch_options_init(perpetuo_watch_options_t *opts);
+PERPETUO_EXPORT void
+perpetuo_watch_options_init(perpetuo_watch_options_t *opts);
 
 /*
  * Starts a watcher process for this process and returns once it is watching:

@@ -36,11 +36,11 @@ struct perpetuo__header {
   uint32_t slot_size;
   uint32_t slot_count;
   uint32_t slots_offset;
-  uint32_t high_water;     /* slots [0, high_water) have ever been used */
-  uint32_t python_offset;  /* the Python layout block (filled by bindings) */
+  uint32_t high_water;    /* slots [0, high_water) have ever been used */
+  uint32_t python_offset; /* the Python layout block (filled by bindings) */
   uint32_t python_size;
-  uint32_t pid;            /* the process the region belongs to */
-  uint32_t flags;          /* none defined yet */
+  uint32_t pid;   /* the process the region belongs to */
+  uint32_t flags; /* none defined yet */
   uint64_t reserved[8];
 };
 
@@ -51,13 +51,14 @@ enum perpetuo__slot_state {
 };
 
 enum perpetuo__slot_kind {
-  PERPETUO__KIND_INLINE = 1,   /* the counter is the slot's own `counter` */
-  PERPETUO__KIND_EXTERNAL = 2  /* the counter is at `counter_addr` */
+  PERPETUO__KIND_INLINE = 1,  /* the counter is the slot's own `counter` */
+  PERPETUO__KIND_EXTERNAL = 2 /* the counter is at `counter_addr` */
 };
 
 /* Slot flags. */
-#define PERPETUO__SLOT_ORPHANED 0x1u /* registered by a thread that did not
-                                        survive fork(): never ticks again */
+#define PERPETUO__SLOT_ORPHANED                                                \
+  0x1u /* registered by a thread that did not                                  \
+          survive fork(): never ticks again */
 
 /*
  * One tracker. The first 32 bytes are the "hot" part the watcher reads on
@@ -78,7 +79,7 @@ struct perpetuo__slot {
   int32_t reg_tid;       /* registering thread's native id */
   uint32_t flags;        /* PERPETUO__SLOT_* flags */
   char reg_thread_name[PERPETUO__THREAD_NAME_SIZE]; /* NUL-terminated */
-  uint64_t aux[6];       /* reserved for kinds to come */
+  uint64_t aux[6];                /* reserved for kinds to come */
   char name[PERPETUO__NAME_SIZE]; /* NUL-terminated */
 };
 
@@ -86,11 +87,14 @@ struct perpetuo__slot {
 
 #if defined(__STDC_VERSION__) && __STDC_VERSION__ >= 201112L
 _Static_assert(sizeof(struct perpetuo__header) == 128, "header layout");
-_Static_assert(sizeof(struct perpetuo__slot) == PERPETUO__SLOT_SIZE, "slot layout");
+_Static_assert(sizeof(struct perpetuo__slot) == PERPETUO__SLOT_SIZE,
+               "slot layout");
 _Static_assert(offsetof(struct perpetuo__slot, thread_hint) ==
-                   PERPETUO__SLOT_HOT_SIZE, "hot part");
+                   PERPETUO__SLOT_HOT_SIZE,
+               "hot part");
 _Static_assert(offsetof(struct perpetuo__slot, name) == 128, "name offset");
-_Static_assert(PERPETUO__SLOTS_OFFSET % 64 == 0, "slots are cache-line aligned");
+_Static_assert(PERPETUO__SLOTS_OFFSET % 64 == 0,
+               "slots are cache-line aligned");
 #endif
 
 #endif

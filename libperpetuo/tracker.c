@@ -36,16 +36,15 @@ static int read_tracker_options(const perpetuo_tracker_options_t *opts,
   perpetuo_tracker_options_init(out);
   if (!opts)
     return 0;
-  if (opts->size < offsetof(perpetuo_tracker_options_t, initially_active) +
-                       sizeof(int))
+  if (opts->size <
+      offsetof(perpetuo_tracker_options_t, initially_active) + sizeof(int))
     return -EINVAL;
   memcpy(out, opts, opts->size < sizeof(*out) ? opts->size : sizeof(*out));
   out->size = sizeof(*out);
   switch (out->thread_hint) {
   case PERPETUO_THREAD_REGISTRAR:
   case PERPETUO_THREAD_NONE:
-  case PERPETUO_THREAD_GIL_HOLDER:
-    break;
+  case PERPETUO_THREAD_GIL_HOLDER: break;
   case PERPETUO_THREAD_NATIVE:
     if (out->thread_id == 0 || out->thread_id > INT32_MAX)
       return -EINVAL;
@@ -54,8 +53,7 @@ static int read_tracker_options(const perpetuo_tracker_options_t *opts,
     if (out->thread_id == 0)
       return -EINVAL;
     break;
-  default:
-    return -EINVAL;
+  default: return -EINVAL;
   }
   if (out->threshold_ms > MAX_THRESHOLD_MS)
     return -EINVAL;

@@ -11,12 +11,9 @@ unsigned perpetuo_version_number(void) { return PERPETUO_VERSION_HEX; }
 
 const char *perpetuo_strerror(int error) {
   switch (error) {
-  case 0:
-    return "success";
-  case PERPETUO_EACTIVE:
-    return "the tracker is already active";
-  case PERPETUO_EIDLE:
-    return "the tracker is already idle";
+  case 0: return "success";
+  case PERPETUO_EACTIVE: return "the tracker is already active";
+  case PERPETUO_EIDLE: return "the tracker is already idle";
   case PERPETUO_EWATCHER:
     return "the watcher process exited before it started watching (its "
            "output says why)";

@@ -65,8 +65,8 @@ static int read_watch_options(const perpetuo_watch_options_t *opts,
   perpetuo_watch_options_init(out);
   if (!opts)
     return 0;
-  if (opts->size < offsetof(perpetuo_watch_options_t, watcher_path) +
-                       sizeof(const char *))
+  if (opts->size <
+      offsetof(perpetuo_watch_options_t, watcher_path) + sizeof(const char *))
     return -EINVAL;
   memcpy(out, opts, opts->size < sizeof(*out) ? opts->size : sizeof(*out));
   out->size = sizeof(*out);
@@ -95,7 +95,8 @@ static int64_t now_ms(void) {
   return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-/* Reads exactly `len` bytes before `deadline_ms`; 0, -EPIPE at EOF, -ETIMEDOUT. */
+/* Reads exactly `len` bytes before `deadline_ms`; 0, -EPIPE at EOF, -ETIMEDOUT.
+ */
 static int read_exactly(int fd, void *buf, size_t len, int64_t deadline_ms) {
   size_t got = 0;
   while (got < len) {
@@ -217,7 +218,8 @@ static void build_command(struct watcher_command *cmd,
   int n = 0;
   format_seconds(cmd->poll, sizeof(cmd->poll), o->poll_interval_ms);
   format_seconds(cmd->alert, sizeof(cmd->alert), o->alert_interval_ms);
-  format_seconds(cmd->suppress, sizeof(cmd->suppress), o->traceback_suppress_ms);
+  format_seconds(cmd->suppress, sizeof(cmd->suppress),
+                 o->traceback_suppress_ms);
   snprintf(cmd->pid, sizeof(cmd->pid), "%d", (int)getpid());
   snprintf(cmd->region, sizeof(cmd->region), "0x%" PRIxPTR, (uintptr_t)region);
   snprintf(cmd->control, sizeof(cmd->control), "%d", PERPETUO__CONTROL_FD);
@@ -280,7 +282,8 @@ static int spawn_watcher(const char *path, char *const argv[], int control_fd,
   if (!err)
     err = posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
   if (!err)
-    err = posix_spawn_file_actions_adddup2(&fa, control_fd, PERPETUO__CONTROL_FD);
+    err =
+        posix_spawn_file_actions_adddup2(&fa, control_fd, PERPETUO__CONTROL_FD);
   if (!err && output_fd >= 0)
     err = posix_spawn_file_actions_adddup2(&fa, output_fd, PERPETUO__OUTPUT_FD);
   if (!err)
@@ -367,8 +370,11 @@ int perpetuo_watch_start(const perpetuo_watch_options_t *opts) {
   if (!err) {
     int64_t deadline = now_ms() + START_TIMEOUT_MS;
     err = handshake(socks[0], deadline);
-    /* The spawned process only forks the real watcher and exits. An
+    /* The spawned process only forks the real watcher and exits; if it did
+     * not even greet us, it is not a watcher we can trust to exit. An
      * application that ignores SIGCHLD has it reaped already (ECHILD). */
+    if (err && watcher_pid <= 0)
+      kill(child, SIGKILL);
     while (waitpid(child, NULL, 0) < 0 && errno == EINTR)
       ;
     if (err && watcher_pid > 0)

@@ -51,8 +51,8 @@ static void fail_usage(const char *sentence) {
   exit(2);
 }
 
-static void emit_info(struct watcher *w, const char *severity, const char *event,
-                      const char *message) {
+static void emit_info(struct watcher *w, const char *severity,
+                      const char *event, const char *message) {
   report_format_info(&w->reporter, severity, event, message,
                      clock_ns(CLOCK_MONOTONIC), clock_ns(CLOCK_REALTIME));
   reporter_flush(&w->reporter);
@@ -107,8 +107,8 @@ static void poll_once(struct watcher *w) {
     any_active = w->samples[i].live && (w->samples[i].counter & 1);
   bool stopped = any_active && target_is_stopped(&w->target);
   int64_t now = clock_ns(CLOCK_MONOTONIC);
-  size_t count = detector_poll(&w->detector, now, w->samples, n, stopped,
-                               w->events);
+  size_t count =
+      detector_poll(&w->detector, now, w->samples, n, stopped, w->events);
   emit_events(w, count, now);
 }
 
@@ -126,7 +126,10 @@ static void on_signal(uv_signal_t *handle, int signum) {
   struct watcher *w = handle->data;
   char why[96];
   snprintf(why, sizeof(why), "stopped watching pid %d (asked to, by %s)",
-           (int)w->target.pid, signum == SIGTERM ? "SIGTERM" : signum == SIGINT ? "SIGINT" : "SIGHUP");
+           (int)w->target.pid,
+           signum == SIGTERM  ? "SIGTERM"
+           : signum == SIGINT ? "SIGINT"
+                              : "SIGHUP");
   stop_watching(w, why);
 }
 
@@ -166,14 +169,16 @@ static void close_inherited_fds(int keep_above) {
     return;
 #endif
   long max = sysconf(_SC_OPEN_MAX);
-  for (long fd = keep_above + 1; fd < (max > 0 && max < 65536 ? max : 65536); fd++)
+  for (long fd = keep_above + 1; fd < (max > 0 && max < 65536 ? max : 65536);
+       fd++)
     close((int)fd);
 }
 
 static int open_output(const struct watcher_options *o) {
   if (!o->output_path)
     return o->output_fd;
-  int fd = open(o->output_path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+  int fd =
+      open(o->output_path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
   if (fd < 0) {
     char why[512];
     snprintf(why, sizeof(why), "cannot open %s for writing: %s", o->output_path,

@@ -41,12 +41,10 @@ void blame_from_slot(const struct perpetuo__slot *slot,
     if (slot->thread_id == slot->reg_pthread)
       out->tid = slot->reg_tid;
     break;
-  case PERPETUO_THREAD_GIL_HOLDER:
-    out->hint = "gil_holder";
-    break;
+  case PERPETUO_THREAD_GIL_HOLDER: out->hint = "gil_holder"; break;
   }
-  if (out->tid > 0 && !target_thread_name(target, out->tid, out->name,
-                                          sizeof(out->name)) &&
+  if (out->tid > 0 &&
+      !target_thread_name(target, out->tid, out->name, sizeof(out->name)) &&
       out->tid == slot->reg_tid)
     memcpy(out->name, slot->reg_thread_name, sizeof(slot->reg_thread_name));
 }
@@ -142,8 +140,8 @@ static void json_event(struct reporter *r, const struct detect_event *e,
     buf_puts(b, "null");
   buf_puts(b, "}");
   if (e->kind == DETECT_ENDED)
-    buf_printf(b, ",\"total_ms\":%.3f,\"end_reason\":\"%s\"", e->length_ns / 1e6,
-               end_reason_name(e->end_reason));
+    buf_printf(b, ",\"total_ms\":%.3f,\"end_reason\":\"%s\"",
+               e->length_ns / 1e6, end_reason_name(e->end_reason));
   buf_puts(b, "}");
   json_tail(b, event_name(e->kind), monotonic_ns, wall_ns);
 }
@@ -182,7 +180,8 @@ static void text_event(struct reporter *r, const struct detect_event *e,
     break;
   case DETECT_ENDED:
     buf_printf(b, ": ended after %.3f s%s\n", secs,
-               e->end_reason == DETECT_END_RELEASED ? " (the tracker was released)"
+               e->end_reason == DETECT_END_RELEASED
+                   ? " (the tracker was released)"
                : e->end_reason == DETECT_END_UNWATCHED
                    ? " or more (the watcher stopped watching)"
                    : "");

@@ -49,8 +49,9 @@ static void permission_sentence(char *why, size_t size, pid_t pid) {
   snprintf(why, size,
            "not permitted to read process %d: run perpetuo as the same user "
            "as the target, or give it CAP_SYS_PTRACE%s%s%s",
-           (int)pid, scope[0] ? ", or lower kernel.yama.ptrace_scope (now " : "",
-           scope, scope[0] ? ")" : "");
+           (int)pid,
+           scope[0] ? ", or lower kernel.yama.ptrace_scope (now " : "", scope,
+           scope[0] ? ")" : "");
 }
 
 bool maps_parse_line(const char *line, uint64_t *start, uint64_t *end,
@@ -107,7 +108,8 @@ const char *header_check(const struct perpetuo__header *h, uint64_t addr) {
   return NULL;
 }
 
-/* Looks through /proc/PID/maps for a mapping that starts with a valid header. */
+/* Looks through /proc/PID/maps for a mapping that starts with a valid header.
+ */
 static int find_region(pid_t pid, uint64_t *found, char *why, size_t size) {
   char path[64];
   snprintf(path, sizeof(path), "/proc/%d/maps", (int)pid);
@@ -204,9 +206,10 @@ int target_open(struct target *t, pid_t pid, uint64_t region, char *why,
       goto fail;
     }
     const char *bad = r == (ssize_t)sizeof(h) ? header_check(&h, region)
-                                               : "it cannot be read";
+                                              : "it cannot be read";
     if (bad) {
-      snprintf(why, why_size, "process %d has no valid perpetuo region at 0x%" PRIx64 ": %s",
+      snprintf(why, why_size,
+               "process %d has no valid perpetuo region at 0x%" PRIx64 ": %s",
                (int)pid, region, bad);
       err = -EPROTO;
       goto fail;
@@ -261,7 +264,8 @@ void target_close(struct target *t) {
 }
 
 static uint64_t slot_address(const struct target *t, uint32_t index) {
-  return t->region + t->header.slots_offset + (uint64_t)index * t->header.slot_size;
+  return t->region + t->header.slots_offset +
+         (uint64_t)index * t->header.slot_size;
 }
 
 /*
@@ -269,7 +273,8 @@ static uint64_t slot_address(const struct target *t, uint32_t index) {
  * it is consistent with the hot part this poll saw (a slot being claimed
  * right now is simply not live until a later poll).
  */
-static void refresh_slot(struct target *t, uint32_t index, uint64_t generation) {
+static void refresh_slot(struct target *t, uint32_t index,
+                         uint64_t generation) {
   struct slot_info *info = &t->slots[index];
   struct perpetuo__slot s;
   info->live = false;
@@ -366,12 +371,15 @@ int target_poll(struct target *t, struct detect_sample *samples, size_t *n) {
     size_t e = 0;
     for (uint32_t i = 0; i < count; i++) {
       struct perpetuo__slot s;
-      memcpy(&s, hot + (size_t)i * PERPETUO__SLOT_HOT_SIZE, PERPETUO__SLOT_HOT_SIZE);
+      memcpy(&s, hot + (size_t)i * PERPETUO__SLOT_HOT_SIZE,
+             PERPETUO__SLOT_HOT_SIZE);
       struct slot_info *info = &t->slots[i];
       uint64_t external_value = 0;
-      bool had_external = info->live && info->slot.kind == PERPETUO__KIND_EXTERNAL;
+      bool had_external =
+          info->live && info->slot.kind == PERPETUO__KIND_EXTERNAL;
       if (had_external)
-        memcpy(&external_value, ext + (e++) * sizeof(uint64_t), sizeof(uint64_t));
+        memcpy(&external_value, ext + (e++) * sizeof(uint64_t),
+               sizeof(uint64_t));
       if (s.state != PERPETUO__SLOT_LIVE) {
         info->live = false;
       } else if (!info->live || info->slot.generation != s.generation) {
@@ -383,7 +391,8 @@ int target_poll(struct target *t, struct detect_sample *samples, size_t *n) {
                           sizeof(external_value)) == sizeof(external_value);
       }
       struct detect_sample *sample = &samples[i];
-      sample->live = info->live && !(info->slot.flags & PERPETUO__SLOT_ORPHANED);
+      sample->live =
+          info->live && !(info->slot.flags & PERPETUO__SLOT_ORPHANED);
       if (info->live && info->slot.kind == PERPETUO__KIND_EXTERNAL &&
           !info->external_readable)
         sample->live = false;
