@@ -20,10 +20,10 @@ const char *perpetuo_strerror(int error) {
   case PERPETUO_EWATCHER_TIMEOUT:
     return "the watcher process did not confirm it was watching in time";
   }
-  int e = error < 0 ? -error : error;
-  if (e > 0 && e < 4096) {
+  /* Range first: negating INT_MIN would overflow. */
+  if (error > -4096 && error < 4096) {
     /* strerrordesc_np is thread-safe and static, unlike strerror. */
-    const char *desc = strerrordesc_np(e);
+    const char *desc = strerrordesc_np(error < 0 ? -error : error);
     if (desc)
       return desc;
   }
