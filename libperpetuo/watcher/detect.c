@@ -43,10 +43,14 @@ static struct detect_event *emit(struct detect_event *out, size_t *count,
 
 /*
  * The counter value changed somewhere between the last poll and this one, so
- * both ends of a stall are known to within a poll: take the midpoints.
+ * both ends of a stall are known to within a poll: take the midpoints. After
+ * a blind poll nothing is known of the time in between, so the stall is not
+ * stretched into it: it ended no later than the last poll that saw it.
  */
-static int64_t ended_length(const struct detect_tracker *t, int64_t now_ns) {
-  return midpoint(t->last_seen_ns, now_ns) - midpoint(t->before_ns, t->since_ns);
+static int64_t ended_length(const struct detect_tracker *t, int64_t now_ns,
+                            bool blind) {
+  int64_t end = blind ? t->last_seen_ns : midpoint(t->last_seen_ns, now_ns);
+  return end - midpoint(t->before_ns, t->since_ns);
 }
 
 static void start_value(struct detect_tracker *t, uint64_t counter,
@@ -90,10 +94,11 @@ static void poll_slot(struct detector *d, uint32_t slot, int64_t now_ns,
   } else if (s->counter != t->counter) {
     if (t->stall_id) {
       struct detect_event *e = emit(events, count, DETECT_ENDED, slot, t,
-                                    ended_length(t, now_ns));
+                                    ended_length(t, now_ns, blind));
       e->end_reason = DETECT_END_PROGRESS;
     }
-    start_value(t, s->counter, t->last_seen_ns, now_ns);
+    /* After a blind poll, the new value began no earlier than now. */
+    start_value(t, s->counter, blind ? now_ns : t->last_seen_ns, now_ns);
   } else if (t->counter & 1) {
     if (blind && !t->stall_id)
       start_value(t, t->counter, now_ns, now_ns);
@@ -101,7 +106,8 @@ static void poll_slot(struct detector *d, uint32_t slot, int64_t now_ns,
     if (!t->stall_id && length >= t->threshold_ns) {
       t->stall_id = ++d->last_stall_id;
       t->next_report_ns = 2 * t->threshold_ns;
-      struct detect_event *e = emit(events, count, DETECT_BEGAN, slot, t, length);
+      struct detect_event *e =
+          emit(events, count, DETECT_BEGAN, slot, t, length);
       e->traceback = take_traceback(d, now_ns);
       e->rate_limited = !e->traceback;
     } else if (t->stall_id && length >= t->next_report_ns) {
@@ -127,8 +133,7 @@ size_t detector_poll(struct detector *d, int64_t now_ns,
   return count;
 }
 
-size_t detector_finish(struct detector *d,
-                       struct detect_event *events) {
+size_t detector_finish(struct detector *d, struct detect_event *events) {
   size_t count = 0;
   for (size_t i = 0; i < d->slot_count; i++) {
     struct detect_tracker *t = &d->trackers[i];

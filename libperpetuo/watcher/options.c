@@ -71,11 +71,29 @@ int watcher_options_parse(struct watcher_options *o, int argc, char **argv,
       .output_fd = 2,
       .control_fd = -1,
   };
-  bool have_command = false, have_pid = false;
+  bool have_command = false, have_pid = false, have_output_fd = false;
   for (int i = 1; i < argc; i++) {
     const char *arg = argv[i];
     const char *value = i + 1 < argc ? argv[i + 1] : NULL;
     long long n;
+    /* "--name=value", as the original's command line parser accepts too. */
+    char name[32];
+    bool attached = false;
+    const char *eq = strncmp(arg, "--", 2) == 0 ? strchr(arg, '=') : NULL;
+    if (eq && (size_t)(eq - arg) < sizeof(name)) {
+      memcpy(name, arg, (size_t)(eq - arg));
+      name[eq - arg] = '\0';
+      arg = name;
+      value = eq + 1;
+      attached = true;
+    }
+    if (attached &&
+        (!strcmp(arg, "--print-locals") || !strcmp(arg, "--no-print-locals") ||
+         !strcmp(arg, "--json-mode") || !strcmp(arg, "--help") ||
+         !strcmp(arg, "--version"))) {
+      snprintf(why, size, "%s takes no value", arg);
+      return -1;
+    }
     if (!strcmp(arg, "-h") || !strcmp(arg, "--help")) {
       o->help = true;
       return 0;
@@ -106,14 +124,14 @@ int watcher_options_parse(struct watcher_options *o, int argc, char **argv,
                  min_s, max_s, value);
         return -1;
       }
-      i++;
+      i += !attached;
     } else if (!strcmp(arg, "--output")) {
       if (!value || !*value) {
         snprintf(why, size, "--output needs a file name");
         return -1;
       }
       o->output_path = value;
-      i++;
+      i += !attached;
     } else if (!strcmp(arg, "--output-fd") || !strcmp(arg, "--control-fd")) {
       bool control = arg[2] == 'c';
       if (!parse_int(value, control ? 3 : 1, 1 << 20, &n)) {
@@ -122,7 +140,8 @@ int watcher_options_parse(struct watcher_options *o, int argc, char **argv,
         return -1;
       }
       *(control ? &o->control_fd : &o->output_fd) = (int)n;
-      i++;
+      have_output_fd |= !control;
+      i += !attached;
     } else if (!strcmp(arg, "--region")) {
       char *end;
       errno = 0;
@@ -133,7 +152,11 @@ int watcher_options_parse(struct watcher_options *o, int argc, char **argv,
         return -1;
       }
       o->region = addr;
-      i++;
+      i += !attached;
+    } else if (arg[0] == '-' && have_command && !have_pid && arg[1] >= '0' &&
+               arg[1] <= '9') {
+      snprintf(why, size, "'%s' is not a process id", arg);
+      return -1;
     } else if (arg[0] == '-' && !have_pid) {
       snprintf(why, size, "unknown option '%s' (see perpetuo --help)", arg);
       return -1;
@@ -158,10 +181,11 @@ int watcher_options_parse(struct watcher_options *o, int argc, char **argv,
   }
   if (!have_command || !have_pid) {
     snprintf(why, size, "%s (see perpetuo --help)",
-             have_command ? "'watch' needs a PID" : "missing command: watch PID");
+             have_command ? "'watch' needs a PID"
+                          : "missing command: watch PID");
     return -1;
   }
-  if (o->output_path && o->output_fd != 2) {
+  if (o->output_path && have_output_fd) {
     snprintf(why, size, "--output and --output-fd cannot be used together");
     return -1;
   }

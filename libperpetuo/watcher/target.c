@@ -1,5 +1,6 @@
 #include "config.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -57,9 +58,12 @@ static void permission_sentence(char *why, size_t size, pid_t pid) {
 bool maps_parse_line(const char *line, uint64_t *start, uint64_t *end,
                      char perms[5], const char **path) {
   char *p;
+  /* strtoull() would also take leading blanks and a sign. */
+  if (!isxdigit((unsigned char)line[0]))
+    return false;
   errno = 0;
   unsigned long long s = strtoull(line, &p, 16);
-  if (errno || *p != '-')
+  if (errno || *p != '-' || !isxdigit((unsigned char)p[1]))
     return false;
   unsigned long long e = strtoull(p + 1, &p, 16);
   if (errno || *p != ' ' || e <= s)
@@ -70,6 +74,8 @@ bool maps_parse_line(const char *line, uint64_t *start, uint64_t *end,
       return false;
     perms[i] = p[i];
   }
+  if (p[4] != ' ')
+    return false;
   perms[4] = '\0';
   p += 4;
   /* offset, device, inode, then spaces up to the path (if any). */

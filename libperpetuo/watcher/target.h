@@ -65,7 +65,8 @@ bool target_thread_name(const struct target *t, int32_t tid, char *name,
                         size_t size);
 
 /* Parses a line of /proc/PID/maps: start, end, permissions, and the path
- * (empty for anonymous). Exposed for tests. */
+ * (what follows the inode: "" or "\n" for an anonymous mapping, otherwise
+ * the path with its newline). Exposed for tests. */
 bool maps_parse_line(const char *line, uint64_t *start, uint64_t *end,
                      char perms[5], const char **path);
 
