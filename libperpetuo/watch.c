@@ -279,8 +279,15 @@ static int spawn_watcher(const char *path, char *const argv[], int control_fd,
     err = posix_spawnattr_setsigmask(&attr, &none);
   if (!err)
     err = posix_spawnattr_setpgroup(&attr, 0);
+  /*
+   * stdin and stdout on /dev/null: the watcher uses neither, and holding the
+   * application's stdout would keep a pipe reader from seeing its EOF when
+   * the application closes it. stderr stays: it is the default output.
+   */
   if (!err)
     err = posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
+  if (!err)
+    err = posix_spawn_file_actions_addopen(&fa, 1, "/dev/null", O_WRONLY, 0);
   if (!err)
     err =
         posix_spawn_file_actions_adddup2(&fa, control_fd, PERPETUO__CONTROL_FD);

@@ -28,10 +28,10 @@ struct detect_config {
 
 /* What one poll saw of one slot. */
 struct detect_sample {
-  bool live;             /* a live tracker could be read in this slot */
-  uint64_t generation;   /* changes when the slot is reused */
+  bool live;           /* a live tracker could be read in this slot */
+  uint64_t generation; /* changes when the slot is reused */
   uint64_t counter;
-  int64_t threshold_ns;  /* 0: the default */
+  int64_t threshold_ns; /* 0: the default */
 };
 
 enum detect_event_kind { DETECT_BEGAN, DETECT_CONTINUES, DETECT_ENDED };
@@ -48,10 +48,10 @@ struct detect_event {
   uint32_t slot;
   uint64_t generation;
   uint64_t stall_id;
-  int64_t length_ns;    /* so far (BEGAN, CONTINUES) or in total (ENDED) */
+  int64_t length_ns; /* so far (BEGAN, CONTINUES) or in total (ENDED) */
   int64_t threshold_ns;
-  bool traceback;       /* BEGAN: take the stacks now */
-  bool rate_limited;    /* BEGAN: stacks suppressed by the rate limit */
+  bool traceback;    /* BEGAN: take the stacks now */
+  bool rate_limited; /* BEGAN: stacks suppressed by the rate limit */
   enum detect_end_reason end_reason; /* ENDED */
 };
 
@@ -59,10 +59,10 @@ struct detect_tracker {
   bool known;
   uint64_t generation;
   uint64_t counter;
-  int64_t since_ns;      /* first poll that saw this counter value */
-  int64_t before_ns;     /* the poll before that one (== since_ns if none) */
-  int64_t last_seen_ns;  /* last poll that read this slot */
-  uint64_t stall_id;     /* 0: not stalled */
+  int64_t since_ns;     /* first poll that saw this counter value */
+  int64_t before_ns;    /* the poll before that one (== since_ns if none) */
+  int64_t last_seen_ns; /* last poll that read this slot */
+  uint64_t stall_id;    /* 0: not stalled */
   int64_t threshold_ns;
   int64_t next_report_ns; /* length at which CONTINUES is due */
 };
