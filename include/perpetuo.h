@@ -223,8 +223,8 @@ perpetuo_tracker_is_active(const perpetuo_tracker_t *tracker);
 typedef struct perpetuo_watch_options {
   size_t size; /* sizeof(perpetuo_watch_options_t), set by _init. */
   /* 1.0 */
-  uint32_t poll_interval_ms;      /* default 10; 1 to 60000. */
-  uint32_t alert_interval_ms;     /* default threshold: 200; 1 to 86400000. */
+  uint32_t poll_interval_ms;  /* default 50 (as the original); 1 to 60000. */
+  uint32_t alert_interval_ms; /* default threshold: 200; 1 to 86400000. */
   uint32_t traceback_suppress_ms; /* at most one traceback per this long;
                                      default 30000; 0 to 86400000. */
   int print_locals;               /* default 1. */

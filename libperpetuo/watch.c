@@ -51,7 +51,7 @@ void perpetuo_watch_options_init(perpetuo_watch_options_t *opts) {
     return;
   *opts = (perpetuo_watch_options_t){
       .size = sizeof(*opts),
-      .poll_interval_ms = 10,
+      .poll_interval_ms = 50,
       .alert_interval_ms = 200,
       .traceback_suppress_ms = 30000,
       .print_locals = 1,

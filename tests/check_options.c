@@ -46,7 +46,7 @@ static void check_refused(int rc, const char *what) {
 START_TEST(test_defaults) {
   ck_assert_int_eq(PARSE("watch", "1234"), 0);
   ck_assert_int_eq(opts.pid, 1234);
-  ck_assert_int_eq(opts.poll_interval_ns, 10 * MS);
+  ck_assert_int_eq(opts.poll_interval_ns, 50 * MS);
   ck_assert_int_eq(opts.alert_interval_ns, 200 * MS);
   ck_assert_int_eq(opts.traceback_suppress_ns, 30 * S);
   ck_assert_int_eq(opts.gap_ns, 0);

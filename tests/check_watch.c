@@ -190,7 +190,7 @@ START_TEST(test_options_init_defaults) {
   memset(&o, 0xa5, sizeof(o));
   perpetuo_watch_options_init(&o);
   ck_assert_uint_eq(o.size, sizeof(o));
-  ck_assert_uint_eq(o.poll_interval_ms, 10);
+  ck_assert_uint_eq(o.poll_interval_ms, 50);
   ck_assert_uint_eq(o.alert_interval_ms, 200);
   ck_assert_uint_eq(o.traceback_suppress_ms, 30000);
   ck_assert_int_eq(o.print_locals, 1);

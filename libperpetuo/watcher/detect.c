@@ -125,9 +125,19 @@ size_t detector_poll(struct detector *d, int64_t now_ns,
   bool blind = target_stopped ||
                (d->polled && now_ns - d->last_poll_ns > d->config.gap_ns);
   size_t count = 0;
-  for (size_t i = 0; i < d->slot_count; i++)
+  /* Slots past both the samples and every slot known so far hold nothing
+   * to update: the poll stays proportional to the slots in use. */
+  size_t limit = n > d->known_limit ? n : d->known_limit;
+  if (limit > d->slot_count)
+    limit = d->slot_count;
+  size_t known_limit = 0;
+  for (size_t i = 0; i < limit; i++) {
     poll_slot(d, (uint32_t)i, now_ns, i < n ? &samples[i] : NULL, blind, events,
               &count);
+    if (d->trackers[i].known)
+      known_limit = i + 1;
+  }
+  d->known_limit = known_limit;
   d->polled = true;
   d->last_poll_ns = now_ns;
   return count;

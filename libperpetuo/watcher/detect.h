@@ -70,6 +70,7 @@ struct detect_tracker {
 struct detector {
   struct detect_config config;
   size_t slot_count;
+  size_t known_limit; /* trackers[known_limit..] are all unknown */
   struct detect_tracker *trackers;
   uint64_t last_stall_id;
   bool polled;

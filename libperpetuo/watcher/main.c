@@ -36,7 +36,7 @@ struct watcher {
   uv_timer_t timer;
   uv_poll_t exit_watch;
   uv_signal_t sigterm, sigint, sighup;
-  bool exit_watch_started;
+  bool stopping; /* stop_watching() has run: no more polls, no more records */
   int exit_status;
 };
 
@@ -77,6 +77,9 @@ static void emit_events(struct watcher *w, size_t count, int64_t now_ns) {
 }
 
 static void stop_watching(struct watcher *w, const char *why) {
+  if (w->stopping)
+    return;
+  w->stopping = true;
   size_t count = detector_finish(&w->detector, w->events);
   emit_events(w, count, clock_ns(CLOCK_MONOTONIC));
   if (why)
@@ -85,6 +88,8 @@ static void stop_watching(struct watcher *w, const char *why) {
 }
 
 static void poll_once(struct watcher *w) {
+  if (w->stopping)
+    return;
   size_t n = 0;
   int err = target_poll(&w->target, w->samples, &n);
   if (err) {
@@ -124,6 +129,9 @@ static void on_target_exit(uv_poll_t *handle, int status, int events) {
 
 static void on_signal(uv_signal_t *handle, int signum) {
   struct watcher *w = handle->data;
+  /* One last look, so a stall that ended since the last poll is reported
+   * as ended, with its true length, rather than cut off. */
+  poll_once(w);
   char why[96];
   snprintf(why, sizeof(why), "stopped watching pid %d (asked to, by %s)",
            (int)w->target.pid,
@@ -229,7 +237,7 @@ int main(int argc, char **argv) {
   };
   if (!config.gap_ns) {
     /* A poll this late means the watcher itself was not running. */
-    config.gap_ns = 5 * w.opts.poll_interval_ns;
+    config.gap_ns = 3 * w.opts.poll_interval_ns;
     if (config.gap_ns < 100000000)
       config.gap_ns = 100000000;
   }

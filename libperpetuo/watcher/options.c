@@ -17,7 +17,7 @@ const char watcher_usage[] =
     "\n"
     "Options:\n"
     "  --poll-interval SECONDS       how often to read the trackers "
-    "[default: 0.01]\n"
+    "[default: 0.05]\n"
     "  --alert-interval SECONDS      how long a tracker must stay active to be "
     "a\n"
     "                                stall, unless it has its own threshold "
@@ -64,7 +64,7 @@ static bool parse_int(const char *text, long long min, long long max,
 int watcher_options_parse(struct watcher_options *o, int argc, char **argv,
                           char *why, size_t size) {
   *o = (struct watcher_options){
-      .poll_interval_ns = 10000000,
+      .poll_interval_ns = 50000000,
       .alert_interval_ns = 200000000,
       .traceback_suppress_ns = 30000000000,
       .print_locals = true,

@@ -231,13 +231,13 @@ int target_open(struct target *t, pid_t pid, uint64_t region, char *why,
     goto fail;
   }
   uint32_t count = t->header.slot_count;
-  size_t max_iov = 1 + 2 * (size_t)count;
+  size_t max_iov = 2 + (size_t)count;
   t->slots = calloc(count, sizeof(*t->slots));
   t->remote = calloc(max_iov, sizeof(*t->remote));
-  t->hot = malloc(sizeof(struct perpetuo__header) +
-                  (size_t)count * (PERPETUO__SLOT_HOT_SIZE + sizeof(uint64_t)));
+  t->buffer = malloc(sizeof(struct perpetuo__header) +
+                     (size_t)count * (PERPETUO__SLOT_SIZE + sizeof(uint64_t)));
   t->external_slots = calloc(count, sizeof(uint32_t));
-  if (!t->slots || !t->remote || !t->hot || !t->external_slots) {
+  if (!t->slots || !t->remote || !t->buffer || !t->external_slots) {
     snprintf(why, why_size, "out of memory");
     err = -ENOMEM;
     goto fail;
@@ -263,7 +263,7 @@ void target_close(struct target *t) {
   free(t->argv);
   free(t->slots);
   free(t->remote);
-  free(t->hot);
+  free(t->buffer);
   free(t->external_slots);
   memset(t, 0, sizeof(*t));
   t->pidfd = t->stat_fd = -1;
@@ -275,19 +275,21 @@ static uint64_t slot_address(const struct target *t, uint32_t index) {
 }
 
 /*
- * Rereads a whole slot after its generation moved. The copy is kept only if
- * it is consistent with the hot part this poll saw (a slot being claimed
- * right now is simply not live until a later poll).
+ * Takes a slot's metadata after its generation moved, from the copy this
+ * poll made. A slot being released and claimed again while the copy was
+ * made could mix two generations, so the copy counts only if the slot still
+ * has that generation right after it (the generation only ever grows).
  */
 static void refresh_slot(struct target *t, uint32_t index,
-                         uint64_t generation) {
+                         const struct perpetuo__slot *copy) {
   struct slot_info *info = &t->slots[index];
-  struct perpetuo__slot s;
+  struct perpetuo__slot s = *copy;
+  struct perpetuo__slot hot;
   info->live = false;
-  if (read_remote(t->pid, &s, slot_address(t, index), sizeof(s)) !=
-      (ssize_t)sizeof(s))
+  if (read_remote(t->pid, &hot, slot_address(t, index),
+                  PERPETUO__SLOT_HOT_SIZE) != PERPETUO__SLOT_HOT_SIZE)
     return;
-  if (s.state != PERPETUO__SLOT_LIVE || s.generation != generation)
+  if (hot.state != PERPETUO__SLOT_LIVE || hot.generation != s.generation)
     return;
   if (s.kind == PERPETUO__KIND_INLINE)
     s.counter_addr = slot_address(t, index);
@@ -304,7 +306,7 @@ static void refresh_slot(struct target *t, uint32_t index,
 }
 
 /*
- * Reads the iovecs [from, n) of this poll into `dst`, in as few
+ * Reads this poll's remote iovecs into t->buffer, in as few
  * process_vm_readv calls as IOV_MAX allows. A remote iovec that cannot be
  * read is skipped when it is an external counter (that tracker is unreadable
  * this poll); anywhere else it means the region is gone.
@@ -317,7 +319,7 @@ static int read_iovecs(struct target *t, size_t n, size_t first_external) {
     size_t bytes = 0;
     for (size_t k = i; k < i + batch; k++)
       bytes += t->remote[k].iov_len;
-    struct iovec local = {.iov_base = t->hot + offset, .iov_len = bytes};
+    struct iovec local = {.iov_base = t->buffer + offset, .iov_len = bytes};
     ssize_t r = process_vm_readv(t->pid, &local, 1, &t->remote[i], batch, 0);
     if (r < 0 && errno == ESRCH)
       return -ESRCH;
@@ -341,26 +343,39 @@ static int read_iovecs(struct target *t, size_t n, size_t first_external) {
   return 0;
 }
 
+/*
+ * The iovecs of one poll: the header, then every used slot as one run (one
+ * iovec costs the kernel a page walk and pin of its own, so a run of slots
+ * is far cheaper than a small iovec per slot), then the external counters.
+ */
+static size_t plan_poll(struct target *t, uint32_t count,
+                        size_t *first_external) {
+  size_t iov = 0;
+  t->remote[iov++] = (struct iovec){(void *)(uintptr_t)t->region,
+                                    sizeof(struct perpetuo__header)};
+  if (count)
+    t->remote[iov++] = (struct iovec){(void *)(uintptr_t)slot_address(t, 0),
+                                      (size_t)count * PERPETUO__SLOT_SIZE};
+  *first_external = iov;
+  size_t externals = 0;
+  for (uint32_t i = 0; i < count; i++) {
+    struct slot_info *info = &t->slots[i];
+    if (info->live && info->slot.kind == PERPETUO__KIND_EXTERNAL) {
+      info->external_readable = true;
+      t->external_slots[externals++] = i;
+      t->remote[iov++] = (struct iovec){
+          (void *)(uintptr_t)info->slot.counter_addr, sizeof(uint64_t)};
+    }
+  }
+  return iov;
+}
+
 int target_poll(struct target *t, struct detect_sample *samples, size_t *n) {
-  struct perpetuo__header *h = (struct perpetuo__header *)t->hot;
+  const struct perpetuo__header *h = (const struct perpetuo__header *)t->buffer;
   for (int attempt = 0; attempt < 2; attempt++) {
     uint32_t count = t->slots_read;
-    size_t iov = 0;
-    t->remote[iov++] = (struct iovec){(void *)(uintptr_t)t->region, sizeof(*h)};
-    for (uint32_t i = 0; i < count; i++)
-      t->remote[iov++] = (struct iovec){(void *)(uintptr_t)slot_address(t, i),
-                                        PERPETUO__SLOT_HOT_SIZE};
-    size_t first_external = iov;
-    size_t externals = 0;
-    for (uint32_t i = 0; i < count; i++) {
-      struct slot_info *info = &t->slots[i];
-      if (info->live && info->slot.kind == PERPETUO__KIND_EXTERNAL) {
-        info->external_readable = true;
-        t->external_slots[externals++] = i;
-        t->remote[iov++] = (struct iovec){
-            (void *)(uintptr_t)info->slot.counter_addr, sizeof(uint64_t)};
-      }
-    }
+    size_t first_external;
+    size_t iov = plan_poll(t, count, &first_external);
     int err = read_iovecs(t, iov, first_external);
     if (err)
       return err;
@@ -372,40 +387,33 @@ int target_poll(struct target *t, struct detect_sample *samples, size_t *n) {
       t->slots_read = h->high_water;
       continue;
     }
-    const char *hot = t->hot + sizeof(*h);
-    const char *ext = hot + (size_t)count * PERPETUO__SLOT_HOT_SIZE;
+    const char *slots = t->buffer + sizeof(*h);
+    const char *ext = slots + (size_t)count * PERPETUO__SLOT_SIZE;
     size_t e = 0;
     for (uint32_t i = 0; i < count; i++) {
       struct perpetuo__slot s;
-      memcpy(&s, hot + (size_t)i * PERPETUO__SLOT_HOT_SIZE,
-             PERPETUO__SLOT_HOT_SIZE);
+      memcpy(&s, slots + (size_t)i * PERPETUO__SLOT_SIZE, sizeof(s));
       struct slot_info *info = &t->slots[i];
       uint64_t external_value = 0;
-      bool had_external =
-          info->live && info->slot.kind == PERPETUO__KIND_EXTERNAL;
-      if (had_external)
+      if (info->live && info->slot.kind == PERPETUO__KIND_EXTERNAL)
         memcpy(&external_value, ext + (e++) * sizeof(uint64_t),
                sizeof(uint64_t));
       if (s.state != PERPETUO__SLOT_LIVE) {
         info->live = false;
       } else if (!info->live || info->slot.generation != s.generation) {
-        refresh_slot(t, i, s.generation);
-        had_external = false;
+        refresh_slot(t, i, &s);
         if (info->live && info->slot.kind == PERPETUO__KIND_EXTERNAL)
           info->external_readable =
               read_remote(t->pid, &external_value, info->slot.counter_addr,
                           sizeof(external_value)) == sizeof(external_value);
       }
       struct detect_sample *sample = &samples[i];
-      sample->live =
-          info->live && !(info->slot.flags & PERPETUO__SLOT_ORPHANED);
-      if (info->live && info->slot.kind == PERPETUO__KIND_EXTERNAL &&
-          !info->external_readable)
-        sample->live = false;
+      bool external = info->live && info->slot.kind == PERPETUO__KIND_EXTERNAL;
+      sample->live = info->live &&
+                     !(info->slot.flags & PERPETUO__SLOT_ORPHANED) &&
+                     (!external || info->external_readable);
       sample->generation = s.generation;
-      sample->counter = info->live && info->slot.kind == PERPETUO__KIND_EXTERNAL
-                            ? external_value
-                            : s.counter;
+      sample->counter = external ? external_value : s.counter;
       sample->threshold_ns = (int64_t)info->slot.threshold_ms * 1000000;
     }
     *n = count;

@@ -1,7 +1,7 @@
 /*
  * The watched process, seen from outside: its pidfd, its region (found and
  * validated), a copy of every live slot, and one poll = one process_vm_readv
- * of the header and every used slot's hot part (and external counters).
+ * of the header and every used slot (and external counters).
  * Everything read here is untrusted and checked before use.
  */
 #ifndef PERPETUO_WATCHER_TARGET_H
@@ -34,7 +34,7 @@ struct target {
   size_t argc;
   /* Scratch space for one poll. */
   struct iovec *remote;
-  char *hot;
+  char *buffer; /* header, used slots, external counters */
   uint32_t *external_slots;
 };
 
