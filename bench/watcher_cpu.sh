@@ -5,7 +5,7 @@
 # Usage: watcher_cpu.sh [BUILDDIR]            (`make bench` runs it)
 #   PERPETUO_WATCHER       the watcher (default BUILDDIR/libperpetuo/watcher/perpetuo)
 #   WATCHER_CPU_SECONDS    how long each row measures (default 10)
-#   WATCHER_CPU_POLL       the poll interval in seconds (default 0.01, the
+#   WATCHER_CPU_POLL       the poll interval in seconds (default 0.05, the
 #                          watcher's default)
 #   WATCHER_CPU_TRACKERS   tracker counts, one row each (default "1 256 1024")
 #
@@ -17,14 +17,14 @@
 #   sched  se.sum_exec_runtime from /proc/PID/task/*/sched (the scheduler's
 #          own nanosecond count), when the kernel provides it.
 # The verdict uses `sched` when available, `stat` otherwise.
-# Goal: <= 0.1% of one core with 256 trackers at the default 10 ms poll.
+# Goal: <= 0.1% of one core with 256 trackers at the default 0.05 s poll.
 set -eu
 
 builddir=${1:-.}
 watcher=${PERPETUO_WATCHER:-$builddir/libperpetuo/watcher/perpetuo}
 idle=$builddir/bench/idle_trackers
 seconds=${WATCHER_CPU_SECONDS:-10}
-poll=${WATCHER_CPU_POLL:-0.01}
+poll=${WATCHER_CPU_POLL:-0.05}
 counts=${WATCHER_CPU_TRACKERS:-1 256 1024}
 goal_trackers=256
 goal_pct=0.1
