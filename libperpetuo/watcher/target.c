@@ -280,10 +280,10 @@ static uint64_t slot_address(const struct target *t, uint32_t index) {
  * made could mix two generations, so the copy counts only if the slot still
  * has that generation right after it (the generation only ever grows).
  */
-static void refresh_slot(struct target *t, uint32_t index,
-                         const struct perpetuo__slot *copy) {
+static void refresh_slot(struct target *t, uint32_t index, const char *copy) {
   struct slot_info *info = &t->slots[index];
-  struct perpetuo__slot s = *copy;
+  struct perpetuo__slot s;
+  memcpy(&s, copy, sizeof(s));
   struct perpetuo__slot hot;
   info->live = false;
   if (read_remote(t->pid, &hot, slot_address(t, index),
@@ -391,8 +391,10 @@ int target_poll(struct target *t, struct detect_sample *samples, size_t *n) {
     const char *ext = slots + (size_t)count * PERPETUO__SLOT_SIZE;
     size_t e = 0;
     for (uint32_t i = 0; i < count; i++) {
+      /* Only the hot part is needed unless the generation moved. */
+      const char *copy = slots + (size_t)i * PERPETUO__SLOT_SIZE;
       struct perpetuo__slot s;
-      memcpy(&s, slots + (size_t)i * PERPETUO__SLOT_SIZE, sizeof(s));
+      memcpy(&s, copy, PERPETUO__SLOT_HOT_SIZE);
       struct slot_info *info = &t->slots[i];
       uint64_t external_value = 0;
       if (info->live && info->slot.kind == PERPETUO__KIND_EXTERNAL)
@@ -401,7 +403,7 @@ int target_poll(struct target *t, struct detect_sample *samples, size_t *n) {
       if (s.state != PERPETUO__SLOT_LIVE) {
         info->live = false;
       } else if (!info->live || info->slot.generation != s.generation) {
-        refresh_slot(t, i, &s);
+        refresh_slot(t, i, copy);
         if (info->live && info->slot.kind == PERPETUO__KIND_EXTERNAL)
           info->external_readable =
               read_remote(t->pid, &external_value, info->slot.counter_addr,

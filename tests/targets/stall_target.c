@@ -52,25 +52,11 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "target_util.h"
+
 static perpetuo_watch_options_t watch_opts;
 static perpetuo_tracker_t *tracker;
 static volatile sig_atomic_t in_wait, got_term;
-
-static int64_t mono_ns(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
-
-static void say(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static void say(const char *fmt, ...) {
-  va_list ap;
-  va_start(ap, fmt);
-  vprintf(fmt, ap);
-  va_end(ap);
-  putchar('\n');
-  fflush(stdout);
-}
 
 static void usage(const char *why) {
   fprintf(stderr, "stall_target: %s\n", why);
