@@ -17,13 +17,30 @@
 #include <unistd.h>
 #include <uv.h>
 
+#include "perpetuo.h"
+#include "capture.h"
 #include "detect.h"
+#include "freeze.h"
 #include "handshake.h"
 #include "options.h"
 #include "report.h"
 #include "target.h"
+#include "threadstate.h"
 
 #define HANDSHAKE_TIMEOUT_MS 10000
+
+/*
+ * A tracker's thread's CPU time when its counter was first seen stuck, so a
+ * stall report can say how much of the stall the thread spent on a CPU.
+ */
+struct cpu_baseline {
+  bool valid;
+  uint64_t generation, counter;
+  pid_t tid;
+  int64_t at_ns;
+  uint64_t cpu_ns;
+  long syscall_nr; /* the one it was last seen blocked in, or -1 */
+};
 
 struct watcher {
   struct watcher_options opts;
@@ -32,6 +49,9 @@ struct watcher {
   struct reporter reporter;
   struct detect_sample *samples;
   struct detect_event *events;
+  struct cpu_baseline *baselines;
+  struct capturer capturer;
+  bool capturer_ok;
   uv_loop_t *loop;
   uv_timer_t timer;
   uv_poll_t exit_watch;
@@ -58,6 +78,82 @@ static void emit_info(struct watcher *w, const char *severity,
   reporter_flush(&w->reporter);
 }
 
+/* The thread a slot blames, when it is known without stopping anything. */
+static pid_t slot_tid(const struct perpetuo__slot *slot) {
+  switch (slot->thread_hint) {
+  case PERPETUO_THREAD_REGISTRAR: return slot->reg_tid;
+  case PERPETUO_THREAD_NATIVE:
+    return slot->thread_id <= INT32_MAX ? (pid_t)slot->thread_id : 0;
+  case PERPETUO_THREAD_PTHREAD:
+    return slot->thread_id == slot->reg_pthread ? slot->reg_tid : 0;
+  }
+  return 0;
+}
+
+/* Notes the CPU time of threads whose tracker just got stuck. */
+static void note_stuck_counters(struct watcher *w, size_t n, int64_t now) {
+  for (size_t i = 0; i < n; i++) {
+    const struct detect_sample *sample = &w->samples[i];
+    const struct detect_tracker *dt = &w->detector.trackers[i];
+    struct cpu_baseline *b = &w->baselines[i];
+    bool stuck = sample->live && (sample->counter & 1) && dt->known &&
+                 dt->generation == sample->generation &&
+                 dt->counter == sample->counter;
+    if (!stuck) {
+      b->valid = false;
+      continue;
+    }
+    if (b->valid && b->generation == sample->generation &&
+        b->counter == sample->counter)
+      continue;
+    pid_t tid = slot_tid(&w->target.slots[i].slot);
+    b->generation = sample->generation;
+    b->counter = sample->counter;
+    b->tid = tid;
+    b->at_ns = now;
+    b->syscall_nr = -1;
+    b->valid = tid > 0 && thread_cpu_ns(w->target.pid, tid, &b->cpu_ns);
+  }
+}
+
+/* The thread's state now and, for a stall, its stacks. */
+static void learn_more(struct watcher *w, const struct detect_event *e,
+                       const struct blame *blame, int64_t now_ns,
+                       struct stall_extra *x, struct capture *cap) {
+  if (e->kind == DETECT_ENDED)
+    return;
+  if (blame->tid > 0)
+    x->state_known = thread_state_read(w->target.pid, blame->tid, &x->state);
+  struct cpu_baseline *b = &w->baselines[e->slot];
+  /* After our stop, a sleep goes on as restart_syscall: name what it is. */
+  if (x->state_known && x->state.syscall_status == SYSCALL_IN) {
+    if (syscall_is_restart(x->state.syscall_nr) && b->tid == blame->tid)
+      x->state.restarted_nr = b->syscall_nr;
+    else
+      b->syscall_nr = x->state.syscall_nr;
+  }
+  if (x->state_known && x->state.cpu_known && b->valid &&
+      b->tid == blame->tid && b->generation == e->generation &&
+      x->state.cpu_ns >= b->cpu_ns) {
+    x->cpu_known = true;
+    x->cpu_ns = (int64_t)(x->state.cpu_ns - b->cpu_ns);
+    x->window_ns = now_ns - b->at_ns;
+  }
+  bool names_thread = strcmp(blame->hint, "none") != 0;
+  if (e->kind != DETECT_BEGAN || !e->traceback || w->opts.no_stacks ||
+      !w->capturer_ok || (!names_thread && !w->opts.all_threads))
+    return;
+  struct capture_request req = {.want_relevant = names_thread,
+                                .tid = blame->tid,
+                                .pthread_id = blame->pthread_id};
+  capture_take(&w->capturer, &req, cap);
+  x->capture = cap;
+  uint64_t counter;
+  if (target_read_counter(&w->target, e->slot, &counter) &&
+      counter != w->detector.trackers[e->slot].counter)
+    x->ended_during_capture = true;
+}
+
 static void emit_events(struct watcher *w, size_t count, int64_t now_ns) {
   int64_t wall = clock_ns(CLOCK_REALTIME);
   for (size_t i = 0; i < count; i++) {
@@ -65,7 +161,11 @@ static void emit_events(struct watcher *w, size_t count, int64_t now_ns) {
     const struct perpetuo__slot *slot = &w->target.slots[e->slot].slot;
     struct blame blame;
     blame_from_slot(slot, &w->target, &blame);
-    report_format_event(&w->reporter, e, slot, &blame, now_ns, wall);
+    struct stall_extra extra = {0};
+    struct capture cap = {0};
+    learn_more(w, e, &blame, now_ns, &extra, &cap);
+    report_format_event(&w->reporter, e, slot, &blame, &extra, now_ns, wall);
+    capture_free(&cap);
     int err = reporter_flush(&w->reporter);
     if (err == -EPIPE || err == -EBADF) {
       /* Nobody can read our reports any more: watching is pointless. */
@@ -90,6 +190,7 @@ static void stop_watching(struct watcher *w, const char *why) {
 static void poll_once(struct watcher *w) {
   if (w->stopping)
     return;
+  freeze_settle();
   size_t n = 0;
   int err = target_poll(&w->target, w->samples, &n);
   if (err) {
@@ -112,6 +213,7 @@ static void poll_once(struct watcher *w) {
     any_active = w->samples[i].live && (w->samples[i].counter & 1);
   bool stopped = any_active && target_is_stopped(&w->target);
   int64_t now = clock_ns(CLOCK_MONOTONIC);
+  note_stuck_counters(w, n, now);
   size_t count =
       detector_poll(&w->detector, now, w->samples, n, stopped, w->events);
   emit_events(w, count, now);
@@ -244,8 +346,12 @@ int main(int argc, char **argv) {
   uint32_t slots = w.target.header.slot_count;
   w.samples = calloc(slots, sizeof(*w.samples));
   w.events = calloc(slots, sizeof(*w.events));
-  if (!w.samples || !w.events || detector_init(&w.detector, &config, slots) < 0)
+  w.baselines = calloc(slots, sizeof(*w.baselines));
+  if (!w.samples || !w.events || !w.baselines ||
+      detector_init(&w.detector, &config, slots) < 0)
     fail_usage("out of memory");
+  w.capturer_ok =
+      capturer_init(&w.capturer, w.target.pid, w.opts.all_threads) == 0;
   reporter_init(&w.reporter, w.opts.json_mode, out_fd, &w.target);
 
   w.loop = uv_default_loop();
@@ -295,8 +401,11 @@ int main(int argc, char **argv) {
   uv_loop_close(w.loop);
   reporter_free(&w.reporter);
   detector_free(&w.detector);
+  if (w.capturer_ok)
+    capturer_free(&w.capturer);
   target_close(&w.target);
   free(w.samples);
   free(w.events);
+  free(w.baselines);
   return w.exit_status;
 }

@@ -28,6 +28,12 @@ const char watcher_usage[] =
     "[default]\n"
     "  --no-print-locals             do not show local variables\n"
     "  --json-mode                   write one JSON object per line\n"
+    "  --all-threads                 stop and show every thread's native "
+    "stack,\n"
+    "                                not only the stalled thread's\n"
+    "  --no-stacks                   never stop the target: report stalls "
+    "without\n"
+    "                                stacks\n"
     "  --output FILE                 append reports to FILE [default: "
     "stderr]\n"
     "  --output-fd N                 write reports to file descriptor N\n"
@@ -90,6 +96,7 @@ int watcher_options_parse(struct watcher_options *o, int argc, char **argv,
     if (attached &&
         (!strcmp(arg, "--print-locals") || !strcmp(arg, "--no-print-locals") ||
          !strcmp(arg, "--json-mode") || !strcmp(arg, "--help") ||
+         !strcmp(arg, "--all-threads") || !strcmp(arg, "--no-stacks") ||
          !strcmp(arg, "--version"))) {
       snprintf(why, size, "%s takes no value", arg);
       return -1;
@@ -106,6 +113,10 @@ int watcher_options_parse(struct watcher_options *o, int argc, char **argv,
       o->print_locals = false;
     } else if (!strcmp(arg, "--json-mode")) {
       o->json_mode = true;
+    } else if (!strcmp(arg, "--all-threads")) {
+      o->all_threads = true;
+    } else if (!strcmp(arg, "--no-stacks")) {
+      o->no_stacks = true;
     } else if (!strcmp(arg, "--poll-interval") ||
                !strcmp(arg, "--alert-interval") ||
                !strcmp(arg, "--traceback-suppress")) {

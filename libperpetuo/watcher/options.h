@@ -14,6 +14,8 @@ struct watcher_options {
   int64_t gap_ns; /* 0: derived from the poll interval */
   bool print_locals;
   bool json_mode;
+  bool all_threads;        /* every thread's stack, not only the relevant one */
+  bool no_stacks;          /* never stop the target */
   const char *output_path; /* NULL: output_fd */
   int output_fd;           /* default 2 */
   int control_fd;          /* -1 unless spawned by libperpetuo */

@@ -79,6 +79,125 @@ static void json_str(struct buf *b, const char *s) {
   buf_json_string(b, s, strlen(s));
 }
 
+static void json_str_or_null(struct buf *b, const char *s) {
+  if (s && s[0])
+    json_str(b, s);
+  else
+    buf_puts(b, "null");
+}
+
+static void json_frame(struct buf *b, const struct native_frame *f) {
+  buf_puts(b, "{\"name\":");
+  json_str(b, f->function ? f->function : "??");
+  buf_puts(b, ",\"filename\":");
+  json_str(b, f->file ? f->file : f->module ? f->module : "??");
+  buf_puts(b, ",\"line\":");
+  if (f->line > 0)
+    buf_printf(b, "%d", f->line);
+  else
+    buf_puts(b, "null");
+  buf_printf(b, ",\"locals\":null,\"native\":true,\"ip\":\"0x%" PRIx64 "\"",
+             f->ip);
+  buf_puts(b, ",\"function\":");
+  json_str_or_null(b, f->function);
+  if (f->function && !f->inlined)
+    buf_printf(b, ",\"offset\":%" PRIu64, f->offset);
+  else
+    buf_puts(b, ",\"offset\":null");
+  buf_puts(b, ",\"module\":");
+  json_str_or_null(b, f->module);
+  buf_printf(b, ",\"module_offset\":\"0x%" PRIx64 "\",\"inlined\":%s}",
+             f->module_offset, f->inlined ? "true" : "false");
+}
+
+static void json_trace(struct buf *b, const struct thread_capture *tc) {
+  buf_puts(b, "[");
+  for (size_t i = 0; i < tc->frame_count; i++) {
+    if (i)
+      buf_puts(b, ",");
+    json_frame(b, &tc->frames[i]);
+  }
+  buf_puts(b, "]");
+}
+
+static void json_traces(struct buf *b, const struct capture *cap,
+                        bool relevant) {
+  buf_puts(b, "[");
+  bool first = true;
+  for (size_t i = 0; cap && i < cap->count; i++) {
+    if (cap->threads[i].relevant != relevant)
+      continue;
+    if (!first)
+      buf_puts(b, ",");
+    first = false;
+    json_trace(b, &cap->threads[i]);
+  }
+  buf_puts(b, "]");
+}
+
+static void json_int_or_null(struct buf *b, int64_t v, bool known) {
+  if (known)
+    buf_printf(b, "%" PRId64, v);
+  else
+    buf_puts(b, "null");
+}
+
+/* The thread's state fields, inside an object already open. */
+static void json_thread_state(struct buf *b, const struct thread_state *st) {
+  char kind[96];
+  buf_printf(b, ",\"state\":\"%c\",\"kind\":", st->state ? st->state : '?');
+  json_str(b, thread_state_describe(st, kind, sizeof(kind)));
+  buf_puts(b, ",\"syscall\":");
+  const char *name =
+      st->syscall_status == SYSCALL_IN ? syscall_name(st->syscall_nr) : NULL;
+  if (name)
+    json_str(b, name);
+  else if (st->syscall_status == SYSCALL_IN)
+    buf_printf(b, "\"%ld\"", st->syscall_nr);
+  else
+    buf_puts(b, "null");
+  buf_puts(b, ",\"wchan\":");
+  json_str_or_null(b, st->wchan);
+  buf_puts(b, ",\"voluntary_ctxt_switches\":");
+  json_int_or_null(b, st->voluntary, st->voluntary >= 0);
+  buf_puts(b, ",\"nonvoluntary_ctxt_switches\":");
+  json_int_or_null(b, st->involuntary, st->involuntary >= 0);
+}
+
+static void json_capture(struct buf *b, const struct capture *cap,
+                         bool ended_during_capture) {
+  buf_printf(b,
+             ",\"capture\":{\"pause_us\":%.1f,\"stop_us\":%.1f,"
+             "\"total_us\":%.1f,\"threads_stopped\":%zu,"
+             "\"relevant_found\":%s,\"ended_during_capture\":%s,\"error\":",
+             cap->freeze.pause_ns / 1e3, cap->freeze.stop_ns / 1e3,
+             cap->total_ns / 1e3, cap->freeze.stopped,
+             cap->relevant_found ? "true" : "false",
+             ended_during_capture ? "true" : "false");
+  json_str_or_null(b, cap->error);
+  buf_puts(b, ",\"threads\":[");
+  /* In the order of relevant_traces, then other_traces. */
+  bool first = true;
+  for (int pass = 0; pass < 2; pass++)
+    for (size_t i = 0; i < cap->count; i++) {
+      const struct thread_capture *tc = &cap->threads[i];
+      if (tc->relevant != (pass == 0))
+        continue;
+      if (!first)
+        buf_puts(b, ",");
+      first = false;
+      buf_printf(b, "{\"tid\":%d,\"name\":", (int)tc->tid);
+      json_str_or_null(b, tc->name);
+      buf_printf(b, ",\"relevant\":%s,\"frames\":%zu,\"error\":",
+                 tc->relevant ? "true" : "false", tc->frame_count);
+      json_str_or_null(b, tc->error);
+      if (tc->state.valid)
+        json_thread_state(b, &tc->state);
+      buf_puts(b, "}");
+    }
+  buf_puts(b, "]}");
+}
+
 static void json_cmdline(struct reporter *r) {
   struct buf *b = &r->buf;
   buf_puts(b, "[");
@@ -102,9 +221,10 @@ static void json_tail(struct buf *b, const char *event, int64_t monotonic_ns,
 
 static void json_event(struct reporter *r, const struct detect_event *e,
                        const struct perpetuo__slot *slot,
-                       const struct blame *blame, int64_t monotonic_ns,
-                       int64_t wall_ns) {
+                       const struct blame *blame, const struct stall_extra *x,
+                       int64_t monotonic_ns, int64_t wall_ns) {
   struct buf *b = &r->buf;
+  const struct capture *cap = x ? x->capture : NULL;
   const char *severity = e->kind == DETECT_ENDED ? "INFO" : "WARNING";
   const char *message = e->kind == DETECT_BEGAN       ? "Stall detected"
                         : e->kind == DETECT_CONTINUES ? "Stall still going"
@@ -114,7 +234,11 @@ static void json_event(struct reporter *r, const struct detect_event *e,
   json_str(b, slot->name);
   buf_printf(b, ",\"pid\":\"%d\"},", (int)r->target->pid);
   buf_printf(b, "\"stall_details\":{\"length_ms\":%.3f,", e->length_ns / 1e6);
-  buf_puts(b, "\"relevant_traces\":[],\"other_traces\":[],\"cmdline\":");
+  buf_puts(b, "\"relevant_traces\":");
+  json_traces(b, cap, true);
+  buf_puts(b, ",\"other_traces\":");
+  json_traces(b, cap, false);
+  buf_puts(b, ",\"cmdline\":");
   json_cmdline(r);
   /* Stacks are taken once per stall, at its start, within the rate limit;
    * the other records of a stall carry none by design. */
@@ -138,7 +262,18 @@ static void json_event(struct reporter *r, const struct detect_event *e,
     json_str(b, blame->name);
   else
     buf_puts(b, "null");
+  if (x && x->state_known) {
+    json_thread_state(b, &x->state);
+    buf_puts(b, ",\"cpu_ms\":");
+    if (x->cpu_known)
+      buf_printf(b, "%.3f,\"cpu_window_ms\":%.3f", x->cpu_ns / 1e6,
+                 x->window_ns / 1e6);
+    else
+      buf_puts(b, "null,\"cpu_window_ms\":null");
+  }
   buf_puts(b, "}");
+  if (cap)
+    json_capture(b, cap, x->ended_during_capture);
   if (e->kind == DETECT_ENDED)
     buf_printf(b, ",\"total_ms\":%.3f,\"end_reason\":\"%s\"",
                e->length_ns / 1e6, end_reason_name(e->end_reason));
@@ -152,9 +287,94 @@ static void text_quoted(struct buf *b, const char *s) {
   buf_puts(b, "\"");
 }
 
+static void text_frame(struct buf *b, const struct native_frame *f) {
+  buf_puts(b, "    File ");
+  text_quoted(b, f->file ? f->file : "??");
+  if (f->line > 0)
+    buf_printf(b, ", line %d", f->line);
+  buf_puts(b, ", in ");
+  if (f->function)
+    buf_text_escaped(b, f->function, strlen(f->function));
+  else
+    buf_printf(b, "0x%" PRIx64, f->ip);
+  if (f->inlined) {
+    buf_puts(b, " (inlined)");
+  } else {
+    const char *base = f->module ? strrchr(f->module, '/') : NULL;
+    base = base ? base + 1 : f->module ? f->module : "?";
+    buf_puts(b, " [");
+    buf_text_escaped(b, base, strlen(base));
+    buf_printf(b, "+0x%" PRIx64 "]", f->module_offset);
+  }
+  buf_puts(b, "\n");
+}
+
+static void text_thread_label(struct buf *b, const struct thread_capture *tc) {
+  buf_printf(b, "thread %d", (int)tc->tid);
+  if (tc->name[0]) {
+    buf_puts(b, " ");
+    text_quoted(b, tc->name);
+  }
+}
+
+static void text_thread(struct buf *b, const struct thread_capture *tc) {
+  char kind[96];
+  buf_puts(b, "  Native stack of ");
+  text_thread_label(b, tc);
+  if (tc->state.valid)
+    buf_printf(b, ", %s",
+               thread_state_describe(&tc->state, kind, sizeof(kind)));
+  buf_puts(b, " (most recent call last):\n");
+  for (size_t i = 0; i < tc->frame_count; i++)
+    text_frame(b, &tc->frames[i]);
+  if (tc->error[0]) {
+    buf_puts(b, "    (");
+    buf_text_escaped(b, tc->error, strlen(tc->error));
+    buf_puts(b, ")\n");
+  }
+}
+
+static void text_capture(struct buf *b, const struct capture *cap,
+                         bool ended_during_capture) {
+  if (cap->error[0]) {
+    buf_puts(b, "  ");
+    buf_text_escaped(b, cap->error, strlen(cap->error));
+    buf_puts(b, "\n");
+    return;
+  }
+  for (int pass = 0; pass < 2; pass++)
+    for (size_t i = 0; i < cap->count; i++)
+      if (cap->threads[i].relevant == (pass == 0))
+        text_thread(b, &cap->threads[i]);
+  if (!cap->count)
+    return;
+  buf_printf(b, "  Stacks taken in %.3f ms of pause (%zu thread%s stopped)%s\n",
+             cap->freeze.pause_ns / 1e6, cap->freeze.stopped,
+             cap->freeze.stopped == 1 ? "" : "s",
+             ended_during_capture
+                 ? "; the stall ended while they were taken, so they may "
+                   "show what ran after it"
+                 : "");
+}
+
+static void text_state(struct buf *b, const struct stall_extra *x) {
+  char kind[96];
+  buf_printf(b, "  The thread is %s",
+             thread_state_describe(&x->state, kind, sizeof(kind)));
+  if (x->cpu_known)
+    buf_printf(b, "; %.1f ms on CPU in the last %.1f ms", x->cpu_ns / 1e6,
+               x->window_ns / 1e6);
+  if (x->state.voluntary >= 0)
+    buf_printf(b,
+               "; %" PRId64 " voluntary and %" PRId64
+               " involuntary context switches so far",
+               x->state.voluntary, x->state.involuntary);
+  buf_puts(b, "\n");
+}
+
 static void text_event(struct reporter *r, const struct detect_event *e,
                        const struct perpetuo__slot *slot,
-                       const struct blame *blame) {
+                       const struct blame *blame, const struct stall_extra *x) {
   struct buf *b = &r->buf;
   buf_printf(b, "perpetuo: stall %" PRIu64 " in ", e->stall_id);
   text_quoted(b, slot->name);
@@ -187,17 +407,22 @@ static void text_event(struct reporter *r, const struct detect_event *e,
                    : "");
     break;
   }
+  if (x && x->state_known && e->kind != DETECT_ENDED)
+    text_state(b, x);
+  if (x && x->capture)
+    text_capture(b, x->capture, x->ended_during_capture);
 }
 
 void report_format_event(struct reporter *r, const struct detect_event *e,
                          const struct perpetuo__slot *slot,
-                         const struct blame *blame, int64_t monotonic_ns,
+                         const struct blame *blame,
+                         const struct stall_extra *extra, int64_t monotonic_ns,
                          int64_t wall_ns) {
   buf_reset(&r->buf);
   if (r->json)
-    json_event(r, e, slot, blame, monotonic_ns, wall_ns);
+    json_event(r, e, slot, blame, extra, monotonic_ns, wall_ns);
   else
-    text_event(r, e, slot, blame);
+    text_event(r, e, slot, blame, extra);
 }
 
 void report_format_info(struct reporter *r, const char *severity,

@@ -6,8 +6,10 @@
 #include <stdint.h>
 
 #include "buf.h"
+#include "capture.h"
 #include "detect.h"
 #include "target.h"
+#include "threadstate.h"
 
 #define REPORT_SCHEMA_VERSION 1
 
@@ -26,6 +28,17 @@ struct blame {
   char name[PERPETUO__THREAD_NAME_SIZE + 16];
 };
 
+/* What was learnt of a stall beyond its timing, when it was. */
+struct stall_extra {
+  const struct capture *capture; /* NULL: no stacks were taken */
+  bool ended_during_capture;     /* the counter moved while stacks were taken */
+  bool state_known;
+  struct thread_state state; /* of the blamed thread, now */
+  bool cpu_known;
+  int64_t cpu_ns;    /* CPU time the thread used in the window */
+  int64_t window_ns; /* since the first poll that saw the counter stuck */
+};
+
 void blame_from_slot(const struct perpetuo__slot *slot,
                      const struct target *target, struct blame *out);
 
@@ -36,7 +49,8 @@ void reporter_free(struct reporter *r);
 /* Formats one stall event into r->buf (without writing it). */
 void report_format_event(struct reporter *r, const struct detect_event *e,
                          const struct perpetuo__slot *slot,
-                         const struct blame *blame, int64_t monotonic_ns,
+                         const struct blame *blame,
+                         const struct stall_extra *extra, int64_t monotonic_ns,
                          int64_t wall_ns);
 
 /* Formats a record about the watcher itself (event: "watch_started", ...). */

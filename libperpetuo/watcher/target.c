@@ -424,6 +424,13 @@ int target_poll(struct target *t, struct detect_sample *samples, size_t *n) {
   return -EPROTO;
 }
 
+bool target_read_counter(struct target *t, uint32_t slot, uint64_t *value) {
+  if (slot >= t->header.slot_count || !t->slots[slot].live)
+    return false;
+  return read_remote(t->pid, value, t->slots[slot].slot.counter_addr,
+                     sizeof(*value)) == (ssize_t)sizeof(*value);
+}
+
 char target_state(struct target *t) {
   char buf[512];
   if (t->stat_fd < 0)

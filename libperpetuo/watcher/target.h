@@ -54,6 +54,9 @@ void target_close(struct target *t);
  */
 int target_poll(struct target *t, struct detect_sample *samples, size_t *n);
 
+/* Reads the counter of a live slot now; false if it cannot be read. */
+bool target_read_counter(struct target *t, uint32_t slot, uint64_t *value);
+
 /* The state letter of /proc/PID/stat ('R', 'S', 'T', 't', ...), or 0. */
 char target_state(struct target *t);
 

@@ -62,7 +62,10 @@ def test_stall_once_example(examples, env):
     assert began[0].startswith('perpetuo: stall 1 in "request handler" (pid ')
     total = float(ended[0].split("ended after ")[1].split()[0])
     assert 0.4 <= total <= 0.9, ended
-    assert all(l.startswith("perpetuo: ") for l in lines), lines
+    # A record is a "perpetuo: " line, then its details indented.
+    assert all(l.startswith(("perpetuo: ", "  ")) for l in lines), lines
+    stack = [l for l in lines if l.startswith("    File ")]
+    assert any(" in main " in l for l in stack), lines
 
 
 def test_stop_and_restart(procs):

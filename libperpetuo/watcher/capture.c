@@ -1,0 +1,298 @@
+#include "config.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "capture.h"
+#include "unwind.h"
+
+/* More threads than this are listed by count only. */
+#define CAPTURE_THREADS_MAX 4096
+/* Frames of one thread, inlined ones included. */
+#define CAPTURE_FRAMES_MAX (UNWIND_MAX_FRAMES * 2)
+#define INLINE_DEPTH_MAX 16
+
+static int64_t now_ns(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+int capturer_init(struct capturer *c, pid_t pid, bool all_threads) {
+  *c = (struct capturer){.pid = pid, .all_threads = all_threads};
+  c->unwinder = unwinder_new(pid);
+  c->symbolizer = symbolizer_new(pid);
+  if (!c->unwinder || !c->symbolizer) {
+    capturer_free(c);
+    return -ENOMEM;
+  }
+  return 0;
+}
+
+void capturer_free(struct capturer *c) {
+  unwinder_free(c->unwinder);
+  symbolizer_free(c->symbolizer);
+  maps_free(&c->maps);
+  *c = (struct capturer){0};
+}
+
+const char *frozen_status_why(enum frozen_status status) {
+  switch (status) {
+  case FROZEN_STOPPED: return "";
+  case FROZEN_NOT_TRIED: return "not unwound: the pause budget ran out first";
+  case FROZEN_GONE: return "the thread exited while its stack was being taken";
+  case FROZEN_NO_STOP:
+    return "the thread did not stop in time (uninterruptible sleep?); it is "
+           "resumed as soon as it stops";
+  case FROZEN_FAILED: return "ptrace refused to stop this thread";
+  }
+  return "";
+}
+
+static void thread_name(pid_t pid, pid_t tid, char *out, size_t size) {
+  char path[96];
+  snprintf(path, sizeof(path), "/proc/%d/task/%d/comm", (int)pid, (int)tid);
+  out[0] = '\0';
+  int fd = open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0)
+    return;
+  ssize_t n = read(fd, out, size - 1);
+  close(fd);
+  out[n > 0 ? n : 0] = '\0';
+  out[strcspn(out, "\n")] = '\0';
+}
+
+/* Who traces `tid` now (TracerPid), or 0. */
+static pid_t tracer_of(pid_t pid, pid_t tid) {
+  char path[96], text[4096];
+  snprintf(path, sizeof(path), "/proc/%d/task/%d/status", (int)pid, (int)tid);
+  int fd = open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0)
+    return 0;
+  ssize_t n = read(fd, text, sizeof(text) - 1);
+  close(fd);
+  if (n <= 0)
+    return 0;
+  text[n] = '\0';
+  const char *p = strstr(text, "\nTracerPid:");
+  return p ? (pid_t)strtol(p + 11, NULL, 10) : 0;
+}
+
+static void ptrace_denied(struct capture *cap, pid_t pid, pid_t tid) {
+  pid_t tracer = tracer_of(pid, tid);
+  if (tracer > 0 && tracer != getpid()) {
+    snprintf(cap->error, sizeof(cap->error),
+             "no stacks: the target is already traced by process %d (a "
+             "debugger?), and a thread has only one tracer",
+             (int)tracer);
+    return;
+  }
+  char scope[16] = "?";
+  int fd = open("/proc/sys/kernel/yama/ptrace_scope", O_RDONLY | O_CLOEXEC);
+  if (fd >= 0) {
+    ssize_t n = read(fd, scope, sizeof(scope) - 1);
+    scope[n > 0 ? n : 0] = '\0';
+    scope[strcspn(scope, "\n")] = '\0';
+    close(fd);
+  }
+  snprintf(cap->error, sizeof(cap->error),
+           "no stacks: not permitted to ptrace pid %d (run the watcher as "
+           "the same user with CAP_SYS_PTRACE, or lower "
+           "kernel.yama.ptrace_scope, now %s)",
+           (int)pid, scope);
+}
+
+static void unwind_and_name(struct capturer *c, const struct frozen_thread *f,
+                            struct thread_capture *tc, uint64_t *ips,
+                            bool *signal_frame, struct native_frame *scratch) {
+  size_t n = unwind_thread(c->unwinder, f, ips, signal_frame, UNWIND_MAX_FRAMES,
+                           tc->error, sizeof(tc->error));
+  size_t count = 0;
+  for (size_t i = 0; i < n && count < CAPTURE_FRAMES_MAX; i++) {
+    /* Every frame but the stopped one, and one interrupted by a signal,
+     * holds a return address: the call is the byte before it. */
+    bool return_address = i > 0 && !signal_frame[i - 1];
+    size_t room = CAPTURE_FRAMES_MAX - count;
+    size_t k = symbolize(c->symbolizer, ips[i], return_address, &scratch[count],
+                         room < INLINE_DEPTH_MAX ? room : INLINE_DEPTH_MAX);
+    struct native_frame *real = &scratch[count + k - 1];
+    if (!real->function) {
+      char name[256];
+      uint64_t off;
+      uint64_t lookup = return_address ? ips[i] - 1 : ips[i];
+      if (unwinder_proc_name(c->unwinder, lookup, name, sizeof(name), &off)) {
+        real->function = strdup(name);
+        real->offset = off + (ips[i] - lookup);
+      }
+    }
+    count += k;
+  }
+  tc->frames = calloc(count ? count : 1, sizeof(*tc->frames));
+  if (!tc->frames) {
+    for (size_t i = 0; i < count; i++)
+      native_frame_clear(&scratch[i]);
+    snprintf(tc->error, sizeof(tc->error), "out of memory");
+    return;
+  }
+  /* Outermost first, like a Python traceback and the original perpetuo. */
+  for (size_t i = 0; i < count; i++)
+    tc->frames[i] = scratch[count - 1 - i];
+  tc->frame_count = count;
+}
+
+void capture_take(struct capturer *c, const struct capture_request *req,
+                  struct capture *cap) {
+  int64_t start = now_ns();
+  int n = 0;
+  *cap = (struct capture){0};
+  uint64_t old_hash = c->maps.hash;
+  bool had_maps = c->maps_read;
+  if (maps_read(&c->maps, c->pid) == 0)
+    c->maps_read = true;
+  bool changed = !had_maps || c->maps.hash != old_hash;
+  unwinder_set_maps(c->unwinder, c->maps_read ? &c->maps : NULL, changed);
+  if (changed)
+    symbolizer_refresh(c->symbolizer);
+
+  /* Which threads: the relevant one alone when we can name it and no one
+   * asked for all; else all (to find it by its pthread_t, or for want of
+   * knowing which it is). */
+  bool resolve_by_pthread = req->want_relevant && !req->tid && req->pthread_id;
+  bool everyone =
+      c->all_threads || resolve_by_pthread || (req->want_relevant && !req->tid);
+  pid_t *tids = calloc(CAPTURE_THREADS_MAX, sizeof(*tids));
+  struct frozen_thread *frozen = calloc(CAPTURE_THREADS_MAX, sizeof(*frozen));
+  if (!tids || !frozen) {
+    snprintf(cap->error, sizeof(cap->error), "no stacks: out of memory");
+    goto out;
+  }
+  if (everyone) {
+    n = thread_list(c->pid, tids, CAPTURE_THREADS_MAX);
+    if (n < 0) {
+      snprintf(cap->error, sizeof(cap->error),
+               "no stacks: cannot list the threads of pid %d: %s", (int)c->pid,
+               strerror(-n));
+      goto out;
+    }
+  }
+  if (req->want_relevant && req->tid) {
+    /* The relevant thread goes first, whatever the order of the list. */
+    int at = -1;
+    for (int i = 0; i < n; i++)
+      if (tids[i] == req->tid)
+        at = i;
+    if (at < 0) {
+      if (n == CAPTURE_THREADS_MAX)
+        n--;
+      memmove(&tids[1], &tids[0], (size_t)n * sizeof(*tids));
+      n++;
+    } else {
+      memmove(&tids[1], &tids[0], (size_t)at * sizeof(*tids));
+    }
+    tids[0] = req->tid;
+  }
+  if (n == 0)
+    goto out; /* nothing asked for: a tracker that names no thread */
+
+  cap->threads = calloc((size_t)n, sizeof(*cap->threads));
+  if (!cap->threads) {
+    snprintf(cap->error, sizeof(cap->error), "no stacks: out of memory");
+    goto out;
+  }
+  cap->count = (size_t)n;
+  for (int i = 0; i < n; i++) {
+    struct thread_capture *tc = &cap->threads[i];
+    tc->tid = tids[i];
+    tc->relevant = req->want_relevant && req->tid && i == 0;
+    thread_state_read(c->pid, tc->tid, &tc->state);
+    thread_name(c->pid, tc->tid, tc->name, sizeof(tc->name));
+    frozen[i].tid = tids[i];
+    frozen[i].want_stack = c->all_threads || tc->relevant ||
+                           !req->want_relevant ||
+                           (!req->tid && !req->pthread_id);
+  }
+  cap->relevant_found = req->want_relevant && req->tid;
+
+  int err =
+      freeze_threads(c->pid, frozen, (size_t)n, c->maps_read ? &c->maps : NULL,
+                     resolve_by_pthread ? req->pthread_id : 0, &cap->freeze);
+  if (err == -EPERM) {
+    ptrace_denied(cap, c->pid, tids[0]);
+    goto out;
+  }
+  if (resolve_by_pthread) {
+    for (int i = 0; i < n; i++)
+      if (frozen[i].thread_pointer == req->pthread_id) {
+        cap->threads[i].relevant = true;
+        cap->relevant_found = true;
+        /* Move it to the front, with its snapshot. */
+        struct thread_capture tc = cap->threads[i];
+        struct frozen_thread f = frozen[i];
+        memmove(&cap->threads[1], &cap->threads[0], (size_t)i * sizeof(tc));
+        memmove(&frozen[1], &frozen[0], (size_t)i * sizeof(f));
+        cap->threads[0] = tc;
+        frozen[0] = f;
+        break;
+      }
+  }
+
+  uint64_t *ips = calloc(UNWIND_MAX_FRAMES, sizeof(*ips));
+  bool *signal_frame = calloc(UNWIND_MAX_FRAMES, sizeof(*signal_frame));
+  struct native_frame *scratch = calloc(CAPTURE_FRAMES_MAX, sizeof(*scratch));
+  for (int i = 0; i < n; i++) {
+    struct thread_capture *tc = &cap->threads[i];
+    tc->status = frozen[i].status;
+    if (!frozen[i].want_stack) {
+      continue;
+    }
+    if (frozen[i].status == FROZEN_FAILED) {
+      snprintf(tc->error, sizeof(tc->error), "ptrace refused: %s",
+               strerror(frozen[i].error));
+      continue;
+    }
+    if (frozen[i].status != FROZEN_STOPPED) {
+      snprintf(tc->error, sizeof(tc->error), "%s",
+               frozen_status_why(frozen[i].status));
+      continue;
+    }
+    if (!frozen[i].stack) {
+      snprintf(tc->error, sizeof(tc->error), "its stack could not be copied");
+    }
+    if (ips && signal_frame && scratch)
+      unwind_and_name(c, &frozen[i], tc, ips, signal_frame, scratch);
+  }
+  free(ips);
+  free(signal_frame);
+  free(scratch);
+  /* Threads stopped only to be looked at are not shown. */
+  size_t kept = 0;
+  for (size_t i = 0; i < cap->count; i++) {
+    if (!frozen[i].want_stack) {
+      continue;
+    }
+    cap->threads[kept++] = cap->threads[i];
+  }
+  cap->count = kept;
+
+out:
+  if (frozen)
+    freeze_release(frozen, n > 0 ? (size_t)n : 0);
+  free(frozen);
+  free(tids);
+  cap->total_ns = now_ns() - start;
+}
+
+void capture_free(struct capture *cap) {
+  for (size_t i = 0; i < cap->count; i++) {
+    for (size_t j = 0; j < cap->threads[i].frame_count; j++)
+      native_frame_clear(&cap->threads[i].frames[j]);
+    free(cap->threads[i].frames);
+  }
+  free(cap->threads);
+  *cap = (struct capture){0};
+}

@@ -1,0 +1,75 @@
+/*
+ * Taking the stacks of a stall: read the threads' state from /proc (before
+ * touching them), freeze them for a moment (freeze.h), then, with the target
+ * running again, unwind the copies (unwind.h) and name the frames
+ * (symbols.h).
+ *
+ * Which thread is relevant comes from the tracker's thread hint: a native
+ * thread id directly; a pthread_t (which is also what CPython's
+ * threading.get_ident() returns) by matching each thread's thread pointer,
+ * which glibc makes the pthread_t, so all threads are stopped for that. The
+ * GIL holder needs the Python reader, which will fill in `tid` before the
+ * freeze; until then, like any relevant thread that cannot be found, every
+ * thread is shown as an "other" thread.
+ */
+#ifndef PERPETUO_WATCHER_CAPTURE_H
+#define PERPETUO_WATCHER_CAPTURE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "freeze.h"
+#include "maps.h"
+#include "symbols.h"
+#include "threadstate.h"
+
+struct thread_capture {
+  pid_t tid;
+  char name[32];
+  bool relevant;
+  struct thread_state state; /* at the stall, read before stopping it */
+  enum frozen_status status;
+  struct native_frame *frames; /* outermost first, as in a traceback */
+  size_t frame_count;
+  char error[200]; /* why the stack is missing or incomplete; "" if whole */
+};
+
+struct capture {
+  struct thread_capture *threads; /* the relevant one first, if found */
+  size_t count;
+  bool relevant_found;
+  struct freeze_result freeze;
+  int64_t total_ns; /* from deciding to capture to the stacks named */
+  char error[256];  /* why nothing could be captured; "" otherwise */
+};
+
+struct capture_request {
+  bool want_relevant;  /* the tracker names a thread */
+  pid_t tid;           /* that thread, if known */
+  uint64_t pthread_id; /* else its pthread_t, if known */
+};
+
+struct capturer {
+  pid_t pid;
+  bool all_threads; /* stop and unwind every thread, not just the relevant */
+  struct maps maps;
+  bool maps_read;
+  struct unwinder *unwinder;
+  struct symbolizer *symbolizer;
+};
+
+/* 0, or -ENOMEM. */
+int capturer_init(struct capturer *c, pid_t pid, bool all_threads);
+void capturer_free(struct capturer *c);
+
+/* Always fills `out` (free it with capture_free), errors included. */
+void capture_take(struct capturer *c, const struct capture_request *req,
+                  struct capture *out);
+void capture_free(struct capture *cap);
+
+/* Why a thread has no (whole) stack, for a frozen status. */
+const char *frozen_status_why(enum frozen_status status);
+
+#endif

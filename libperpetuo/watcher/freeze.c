@@ -1,0 +1,261 @@
+#include "config.h"
+
+#include <elf.h>
+#include <errno.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ptrace.h>
+#include <sys/uio.h>
+#include <sys/wait.h>
+#include <time.h>
+
+#include "freeze.h"
+
+#ifndef PTRACE_EVENT_STOP
+#define PTRACE_EVENT_STOP 128
+#endif
+
+/* Threads seized that had not stopped when we gave up waiting. */
+#define LINGERING_MAX 64
+static pid_t lingering[LINGERING_MAX];
+static size_t lingering_count;
+
+static int64_t now_ns(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+/*
+ * For fault-injection tests only: keep the threads stopped this long, so a
+ * test can kill the watcher or the target in the middle of a capture.
+ */
+static int64_t test_hold_ns(void) {
+  static int64_t hold = -1;
+  if (hold < 0) {
+    const char *v = getenv("PERPETUO_TEST_FREEZE_HOLD_MS");
+    long ms = v ? strtol(v, NULL, 10) : 0;
+    hold = (ms > 0 && ms <= 5000) ? (int64_t)ms * 1000000 : 0;
+  }
+  return hold;
+}
+
+static void pause_briefly(void) {
+  struct timespec ts = {0, 20000};
+  nanosleep(&ts, NULL);
+}
+
+/* The signal to hand back on detach, so that stopping it loses nothing. */
+static int signal_to_reinject(int status) {
+  int event = status >> 16;
+  int sig = WSTOPSIG(status);
+  if (event == 0)
+    return sig; /* a signal-delivery-stop: the signal is in our hands */
+  return 0;     /* PTRACE_EVENT_STOP: our interrupt, or a group-stop */
+}
+
+/* Forget a thread we traced that is dead: reap what the kernel keeps for us. */
+static void reap_if_dead(pid_t tid) {
+  int status;
+  while (waitpid(tid, &status, __WALL | WNOHANG) < 0 && errno == EINTR)
+    ;
+}
+
+static void add_lingering(pid_t tid) {
+  if (lingering_count < LINGERING_MAX)
+    lingering[lingering_count++] = tid;
+  /* Past that, the kernel detaches them when the watcher exits. */
+}
+
+void freeze_settle(void) {
+  size_t kept = 0;
+  for (size_t i = 0; i < lingering_count; i++) {
+    pid_t tid = lingering[i];
+    int status;
+    pid_t r = waitpid(tid, &status, __WALL | WNOHANG);
+    if (r == 0) {
+      lingering[kept++] = tid; /* still not stopped */
+      continue;
+    }
+    if (r == tid && WIFSTOPPED(status))
+      ptrace(PTRACE_DETACH, tid, 0,
+             (void *)(intptr_t)signal_to_reinject(status));
+    /* Exited, or not ours any more (ECHILD): nothing left to do. */
+  }
+  lingering_count = kept;
+}
+
+size_t freeze_lingering(void) { return lingering_count; }
+
+static bool read_regs(pid_t tid, struct user_regs_struct *regs) {
+  struct iovec iov = {.iov_base = regs, .iov_len = sizeof(*regs)};
+  return ptrace(PTRACE_GETREGSET, tid, (void *)NT_PRSTATUS, &iov) == 0 &&
+         iov.iov_len == sizeof(*regs);
+}
+
+static uint64_t stack_pointer(const struct user_regs_struct *regs) {
+#if defined(__x86_64__)
+  return regs->rsp;
+#elif defined(__aarch64__)
+  return regs->sp;
+#else
+#error "perpetuo's watcher knows the registers of x86-64 and aarch64 only"
+#endif
+}
+
+/* On x86-64, glibc's pthread_t is the thread's %fs base. */
+static uint64_t thread_pointer(const struct user_regs_struct *regs) {
+#if defined(__x86_64__)
+  return regs->fs_base;
+#else
+  return 0; /* aarch64 keeps it in TPIDR_EL0, past a TCB: not mapped yet */
+#endif
+}
+
+static void copy_stack(pid_t pid, struct frozen_thread *t,
+                       const struct maps *maps) {
+  uint64_t sp = stack_pointer(&t->regs);
+  uint64_t start = sp > FREEZE_RED_ZONE ? sp - FREEZE_RED_ZONE : 0;
+  const struct mapping *m = maps ? maps_find(maps, sp) : NULL;
+  if (m && m->start > start)
+    start = m->start;
+  uint64_t end = start + FREEZE_STACK_MAX;
+  if (m) {
+    t->stack_end = m->end;
+    if (m->end < end)
+      end = m->end;
+    else
+      t->stack_truncated = true;
+  } else {
+    end = start + (64u << 10); /* a stack we do not know: a modest copy */
+    t->stack_truncated = true;
+  }
+  size_t len = (size_t)(end - start);
+  t->stack = malloc(len);
+  if (!t->stack)
+    return;
+  struct iovec local = {.iov_base = t->stack, .iov_len = len};
+  struct iovec remote = {.iov_base = (void *)(uintptr_t)start, .iov_len = len};
+  /* Stops at the first unreadable page: what was read is still good. */
+  ssize_t got = process_vm_readv(pid, &local, 1, &remote, 1, 0);
+  if (got <= 0) {
+    free(t->stack);
+    t->stack = NULL;
+    return;
+  }
+  t->stack_start = start;
+  t->stack_len = (size_t)got;
+}
+
+int freeze_threads(pid_t pid, struct frozen_thread *threads, size_t n,
+                   const struct maps *maps, uint64_t wanted_pthread,
+                   struct freeze_result *result) {
+  *result = (struct freeze_result){0};
+  size_t seized = 0;
+  bool denied = false;
+  for (size_t i = 0; i < n; i++) {
+    struct frozen_thread *t = &threads[i];
+    t->status = FROZEN_NOT_TRIED;
+    t->stack = NULL;
+    t->stack_len = 0;
+    t->stack_truncated = false;
+    t->stack_end = 0;
+    t->traced = t->stopped = false;
+    t->thread_pointer = 0;
+    if (ptrace(PTRACE_SEIZE, t->tid, 0, 0) == 0) {
+      t->traced = true;
+      seized++;
+    } else if (errno == ESRCH) {
+      t->status = FROZEN_GONE;
+    } else {
+      t->status = FROZEN_FAILED;
+      t->error = errno;
+      denied |= errno == EPERM;
+    }
+  }
+  if (!seized)
+    return denied ? -EPERM : 0;
+
+  int64_t start = now_ns();
+  for (size_t i = 0; i < n; i++)
+    if (threads[i].traced &&
+        ptrace(PTRACE_INTERRUPT, threads[i].tid, 0, 0) < 0 && errno == ESRCH)
+      threads[i].status = FROZEN_GONE; /* dying: waitpid will say */
+
+  /* Wait for them all to stop, but not for ever. */
+  for (;;) {
+    size_t pending = 0;
+    for (size_t i = 0; i < n; i++) {
+      struct frozen_thread *t = &threads[i];
+      if (!t->traced || t->stopped)
+        continue;
+      int status;
+      pid_t r = waitpid(t->tid, &status, __WALL | WNOHANG);
+      if (r == 0 || (r < 0 && errno == EINTR)) {
+        pending++;
+      } else if (r == t->tid && WIFSTOPPED(status)) {
+        t->stopped = true;
+        t->wait_status = status;
+        t->status = FROZEN_STOPPED;
+      } else {
+        t->traced = false; /* exited or killed, and now reaped */
+        t->status = FROZEN_GONE;
+      }
+    }
+    if (!pending || now_ns() - start > FREEZE_STOP_WAIT_NS)
+      break;
+    pause_briefly();
+  }
+  result->stop_ns = now_ns() - start;
+
+  for (size_t i = 0; i < n; i++) {
+    struct frozen_thread *t = &threads[i];
+    if (!t->stopped)
+      continue;
+    result->stopped++;
+    if (now_ns() - start > FREEZE_BUDGET_NS * 9 / 10) {
+      t->status = FROZEN_NOT_TRIED; /* out of time: resume it untouched */
+      continue;
+    }
+    if (!read_regs(t->tid, &t->regs)) {
+      t->status = FROZEN_GONE; /* killed while stopped */
+      continue;
+    }
+    t->thread_pointer = thread_pointer(&t->regs);
+    if (wanted_pthread && t->thread_pointer == wanted_pthread)
+      t->want_stack = true;
+    if (t->want_stack)
+      copy_stack(pid, t, maps);
+  }
+
+  int64_t hold = test_hold_ns();
+  if (hold) {
+    struct timespec ts = {hold / 1000000000, hold % 1000000000};
+    while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
+      ;
+  }
+
+  for (size_t i = 0; i < n; i++) {
+    struct frozen_thread *t = &threads[i];
+    if (!t->traced)
+      continue;
+    if (!t->stopped) {
+      t->status = FROZEN_NO_STOP;
+      add_lingering(t->tid);
+      continue;
+    }
+    int sig = signal_to_reinject(t->wait_status);
+    if (ptrace(PTRACE_DETACH, t->tid, 0, (void *)(intptr_t)sig) < 0)
+      reap_if_dead(t->tid);
+  }
+  result->pause_ns = now_ns() - start;
+  return 0;
+}
+
+void freeze_release(struct frozen_thread *threads, size_t n) {
+  for (size_t i = 0; i < n; i++) {
+    free(threads[i].stack);
+    threads[i].stack = NULL;
+  }
+}
