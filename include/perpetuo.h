@@ -34,7 +34,7 @@ extern "C" {
 /* ---------------------------------------------------------------- version */
 
 #define PERPETUO_VERSION_MAJOR 1
-#define PERPETUO_VERSION_MINOR 0
+#define PERPETUO_VERSION_MINOR 1
 #define PERPETUO_VERSION_PATCH 0
 /* 0xMMmmpp, comparable with perpetuo_version_number(). */
 #define PERPETUO_VERSION_HEX                                                   \
@@ -236,6 +236,12 @@ typedef struct perpetuo_watch_options {
   const char *watcher_path;       /* the watcher executable. NULL (default):
                                      $PERPETUO_WATCHER if set, else the
                                      installed one. */
+  /* 1.1 */
+  int native_stacks; /* default 1: on a stall, stop the stalled thread for a
+                        moment (never more than 50 ms) to report its native
+                        stack; 0: never stop this process. */
+  int all_threads;   /* default 0; 1: stop every thread and report all
+                        their stacks, not only the stalled thread's. */
 } perpetuo_watch_options_t;
 
 /* Fills `opts` with the defaults and sets opts->size. Never fails. */

@@ -57,6 +57,8 @@ void perpetuo_watch_options_init(perpetuo_watch_options_t *opts) {
       .print_locals = 1,
       .json_mode = 0,
       .output_fd = -1,
+      .native_stacks = 1,
+      .all_threads = 0,
   };
 }
 
@@ -77,7 +79,9 @@ static int read_watch_options(const perpetuo_watch_options_t *opts,
   if (out->traceback_suppress_ms > MAX_INTERVAL_MS)
     return -EINVAL;
   if ((out->print_locals != 0 && out->print_locals != 1) ||
-      (out->json_mode != 0 && out->json_mode != 1))
+      (out->json_mode != 0 && out->json_mode != 1) ||
+      (out->native_stacks != 0 && out->native_stacks != 1) ||
+      (out->all_threads != 0 && out->all_threads != 1))
     return -EINVAL;
   if (out->output_fd < -1 || (out->output_fd >= 0 && out->output_path))
     return -EINVAL;
@@ -234,6 +238,10 @@ static void build_command(struct watcher_command *cmd,
   cmd->argv[n++] = o->print_locals ? "--print-locals" : "--no-print-locals";
   if (o->json_mode)
     cmd->argv[n++] = "--json-mode";
+  if (!o->native_stacks)
+    cmd->argv[n++] = "--no-stacks";
+  else if (o->all_threads)
+    cmd->argv[n++] = "--all-threads";
   if (o->output_path) {
     cmd->argv[n++] = "--output";
     cmd->argv[n++] = (char *)o->output_path;

@@ -198,6 +198,8 @@ START_TEST(test_options_init_defaults) {
   ck_assert_int_eq(o.output_fd, -1);
   ck_assert_ptr_null(o.output_path);
   ck_assert_ptr_null(o.watcher_path);
+  ck_assert_int_eq(o.native_stacks, 1);
+  ck_assert_int_eq(o.all_threads, 0);
   /* Documented as never failing, so NULL must be harmless too. */
   perpetuo_watch_options_init(NULL);
 }
@@ -253,6 +255,12 @@ START_TEST(test_start_bad_options) {
   base_options(&o);
   o.json_mode = 2;
   expect_start_error(&o, -EINVAL, "json_mode 2");
+  base_options(&o);
+  o.native_stacks = -1;
+  expect_start_error(&o, -EINVAL, "native_stacks -1");
+  base_options(&o);
+  o.all_threads = 2;
+  expect_start_error(&o, -EINVAL, "all_threads 2");
 
   base_options(&o);
   o.output_fd = -2;
@@ -279,12 +287,20 @@ START_TEST(test_start_boundary_options_accepted) {
   o.traceback_suppress_ms = 0;
   o.print_locals = 0;
   o.json_mode = 1;
+  o.native_stacks = 0;
+  o.all_threads = 1;
   expect_start_error(&o, -ENOENT, "smallest values");
   base_options(&o);
   o.poll_interval_ms = 60000;
   o.alert_interval_ms = 86400000;
   o.traceback_suppress_ms = 86400000;
   expect_start_error(&o, -ENOENT, "largest values");
+  /* A caller built against 1.0 passes the 1.0 size: accepted, and the
+   * fields it does not know keep their defaults. */
+  base_options(&o);
+  o.size = offsetof(perpetuo_watch_options_t, watcher_path) + sizeof(char *);
+  o.native_stacks = 7; /* beyond its size: never read */
+  expect_start_error(&o, -ENOENT, "the 1.0 size");
   base_options(&o);
   o.output_fd = 2;
   expect_start_error(&o, -ENOENT, "output_fd 2");

@@ -1,23 +1,58 @@
 #!/bin/sh
 # Runs every test: the unit tests (Check), the ABI, header and format checks,
-# the end-to-end tests (real watcher, real stalling processes), then
-# 'make distcheck', which builds and tests a release tarball from scratch.
+# the end-to-end tests (real watcher, real stalling processes), then the same
+# suite once more built with AddressSanitizer + UndefinedBehaviorSanitizer,
+# then 'make distcheck', which builds and tests a release tarball from scratch.
 set -eu
 cd "$(dirname "$0")/.."
 [ -x configure ] || ./autogen.sh >/dev/null
+jobs=$(nproc)
+
+show_logs() {
+  for log in tests/*.log tests/e2e/*.log; do
+    [ -f "$log" ] || continue
+    case "$log" in */test-suite.log) continue ;; esac
+    echo "---- $log"
+    tail -n 15 "$log"
+  done
+}
+
 mkdir -p build
 cd build
 [ -f Makefile ] || ../configure -q --enable-werror
-make -j"$(nproc)" >/dev/null
+make -j"$jobs" >/dev/null
 status=0
-make -j"$(nproc)" check || status=$?
-for log in tests/*.log tests/e2e/*.log; do
-  [ -f "$log" ] || continue
-  case "$log" in */test-suite.log) continue ;; esac
-  echo "---- $log"
-  tail -n 15 "$log"
-done
+make -j"$jobs" check || status=$?
+show_logs
 [ "$status" = 0 ] || exit "$status"
-make -j"$(nproc)" distcheck DISTCHECK_CONFIGURE_FLAGS=--enable-werror >distcheck.log 2>&1 ||
+cd ..
+
+# Sanitized: every process of the suite (watchers, targets, unit tests)
+# writes any report into $reports; one report fails the run, whatever the
+# test that provoked it concluded.
+mkdir -p build-sanitizers
+cd build-sanitizers
+[ -f Makefile ] || ../configure -q --enable-werror --enable-sanitizers
+make -j"$jobs" >/dev/null
+reports=$PWD/sanitizer-reports
+rm -rf "$reports"
+mkdir -p "$reports"
+status=0
+ASAN_OPTIONS="log_path=$reports/asan:detect_leaks=1:abort_on_error=1" \
+UBSAN_OPTIONS="log_path=$reports/ubsan:print_stacktrace=1:halt_on_error=1" \
+  make -j"$jobs" check >check.log 2>&1 || status=$?
+if [ "$status" != 0 ] || [ -n "$(ls -A "$reports")" ]; then
+  show_logs
+  for report in "$reports"/*; do
+    [ -f "$report" ] && { echo "---- $report"; head -n 40 "$report"; }
+  done
+  echo "the sanitized test run failed (build-sanitizers/check.log)"
+  exit 1
+fi
+echo "sanitized test run: clean (AddressSanitizer, LeakSanitizer, UBSan)"
+cd ..
+
+cd build
+make -j"$jobs" distcheck DISTCHECK_CONFIGURE_FLAGS=--enable-werror >distcheck.log 2>&1 ||
   { tail -n 60 distcheck.log; echo "distcheck failed (build/distcheck.log)"; exit 1; }
 grep -A3 'archives ready for distribution' distcheck.log || true

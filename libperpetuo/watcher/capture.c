@@ -150,11 +150,11 @@ void capture_take(struct capturer *c, const struct capture_request *req,
   int64_t start = now_ns();
   int n = 0;
   *cap = (struct capture){0};
-  uint64_t old_hash = c->maps.hash;
+  uint64_t old_hash = c->maps.modules_hash;
   bool had_maps = c->maps_read;
   if (maps_read(&c->maps, c->pid) == 0)
     c->maps_read = true;
-  bool changed = !had_maps || c->maps.hash != old_hash;
+  bool changed = !had_maps || c->maps.modules_hash != old_hash;
   unwinder_set_maps(c->unwinder, c->maps_read ? &c->maps : NULL, changed);
   if (changed)
     symbolizer_refresh(c->symbolizer);
@@ -209,9 +209,11 @@ void capture_take(struct capturer *c, const struct capture_request *req,
     struct thread_capture *tc = &cap->threads[i];
     tc->tid = tids[i];
     tc->relevant = req->want_relevant && req->tid && i == 0;
-    thread_state_read(c->pid, tc->tid, &tc->state);
+    /* Thread ids come from the target's own memory: only one that /proc
+     * shows among its threads is ever stopped, never another process's. */
+    bool ours = thread_state_read(c->pid, tc->tid, &tc->state);
     thread_name(c->pid, tc->tid, tc->name, sizeof(tc->name));
-    frozen[i].tid = tids[i];
+    frozen[i].tid = ours ? tids[i] : 0;
     frozen[i].want_stack = c->all_threads || tc->relevant ||
                            !req->want_relevant ||
                            (!req->tid && !req->pthread_id);

@@ -2,6 +2,7 @@
 
 #include <elf.h>
 #include <errno.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -41,7 +42,13 @@ static int64_t test_hold_ns(void) {
   return hold;
 }
 
-static void pause_briefly(void) {
+/* A thread usually stops within microseconds: yield at first, since a
+ * sleep would cost at least the timer slack (50 us); then sleep. */
+static void pause_briefly(int64_t waited_ns) {
+  if (waited_ns < 200000) {
+    sched_yield();
+    return;
+  }
   struct timespec ts = {0, 20000};
   nanosleep(&ts, NULL);
 }
@@ -163,7 +170,9 @@ int freeze_threads(pid_t pid, struct frozen_thread *threads, size_t n,
     t->stack_end = 0;
     t->traced = t->stopped = false;
     t->thread_pointer = 0;
-    if (ptrace(PTRACE_SEIZE, t->tid, 0, 0) == 0) {
+    if (t->tid <= 0) {
+      t->status = FROZEN_GONE; /* not a thread of the target (any more) */
+    } else if (ptrace(PTRACE_SEIZE, t->tid, 0, 0) == 0) {
       t->traced = true;
       seized++;
     } else if (errno == ESRCH) {
@@ -205,7 +214,7 @@ int freeze_threads(pid_t pid, struct frozen_thread *threads, size_t n,
     }
     if (!pending || now_ns() - start > FREEZE_STOP_WAIT_NS)
       break;
-    pause_briefly();
+    pause_briefly(now_ns() - start);
   }
   result->stop_ns = now_ns() - start;
 

@@ -24,8 +24,6 @@ int maps_parse(struct maps *m, char *text, size_t len) {
   }
   size_t count = 0;
   uint64_t hash = 14695981039346656037ull; /* FNV-1a */
-  for (size_t i = 0; i < len; i++)
-    hash = (hash ^ (unsigned char)text[i]) * 1099511628211ull;
   char *line = text;
   while (line < text + len) {
     char *nl = memchr(line, '\n', (size_t)(text + len - line));
@@ -39,6 +37,9 @@ int maps_parse(struct maps *m, char *text, size_t len) {
       off = off ? strchr(off + 1, ' ') : NULL;
       mp.offset = off ? strtoull(off + 1, NULL, 16) : 0;
       mp.path = path;
+      if (path[0] == '/')
+        for (const char *c = line; *c; c++)
+          hash = (hash ^ (unsigned char)*c) * 1099511628211ull;
       /* Kept sorted and disjoint, whatever the file said. */
       if (!count || mp.start >= mappings[count - 1].end)
         mappings[count++] = mp;
@@ -50,7 +51,7 @@ int maps_parse(struct maps *m, char *text, size_t len) {
   maps_free(m);
   m->text = text;
   m->text_len = len;
-  m->hash = hash;
+  m->modules_hash = hash;
   m->mappings = mappings;
   m->count = count;
   return 0;

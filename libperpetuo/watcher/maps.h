@@ -21,7 +21,9 @@ struct mapping {
 struct maps {
   char *text; /* the file as read, its lines split in place */
   size_t text_len;
-  uint64_t hash; /* of the text: cheap "did anything change?" */
+  /* Of the file-backed mappings only: "were modules loaded or unloaded?".
+   * Anonymous mappings come and go with every large malloc. */
+  uint64_t modules_hash;
   struct mapping *mappings;
   size_t count;
 };
