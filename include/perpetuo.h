@@ -202,6 +202,46 @@ PERPETUO_EXPORT uint64_t *
 perpetuo_tracker_counter(const perpetuo_tracker_t *tracker);
 
 /*
+ * A detail the tracker's thread publishes about what it does now (the task
+ * it steps, the request it serves), which the watcher reports with a stall:
+ * `length` bytes of UTF-8 at `text`, in this process. The watcher reads them
+ * when it reports a stall, so they must stay readable while the tracker is
+ * active; at most PERPETUO_DETAIL_MAX bytes are shown. Only the tracker's
+ * one writer may set it; it is read without synchronization, so a detail
+ * changed at the very moment of a report may show half old, half new (never
+ * anything outside the bytes given, and always escaped).
+ */
+typedef struct perpetuo_detail {
+  uint64_t text;   /* (uintptr_t) the bytes */
+  uint64_t length; /* 0: no detail */
+} perpetuo_detail_t;
+
+#define PERPETUO_DETAIL_MAX 256
+
+/*
+ * The tracker's detail, to set with perpetuo_detail_set() on the hot path.
+ * Valid until perpetuo_tracker_free(), which clears it. NULL for a NULL
+ * tracker. (1.1)
+ */
+PERPETUO_EXPORT perpetuo_detail_t *
+perpetuo_tracker_detail(perpetuo_tracker_t *tracker);
+
+/* Publishes `length` bytes at `text` (NULL or 0: no detail). */
+static inline void perpetuo_detail_set(perpetuo_detail_t *detail,
+                                       const char *text, size_t length) {
+#if defined(__GNUC__) || defined(__clang__)
+  __atomic_store_n(&detail->length, 0, __ATOMIC_RELAXED);
+  __atomic_store_n(&detail->text, (uint64_t)(uintptr_t)text, __ATOMIC_RELAXED);
+  __atomic_store_n(&detail->length, text ? (uint64_t)length : 0,
+                   __ATOMIC_RELEASE);
+#else
+  *(volatile uint64_t *)&detail->length = 0;
+  *(volatile uint64_t *)&detail->text = (uint64_t)(uintptr_t)text;
+  *(volatile uint64_t *)&detail->length = text ? (uint64_t)length : 0;
+#endif
+}
+
+/*
  * Checked ticks: go active, go idle. Return 0, PERPETUO_EACTIVE or
  * PERPETUO_EIDLE when the tracker is already in that state (nothing changes),
  * or -EINVAL for NULL. Only the counter's one writing thread may call them.

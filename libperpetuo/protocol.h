@@ -79,7 +79,12 @@ struct perpetuo__slot {
   int32_t reg_tid;       /* registering thread's native id */
   uint32_t flags;        /* PERPETUO__SLOT_* flags */
   char reg_thread_name[PERPETUO__THREAD_NAME_SIZE]; /* NUL-terminated */
-  uint64_t aux[6];                /* reserved for kinds to come */
+  /* What the tracker's thread is doing now, published by it (see
+   * perpetuo_tracker_detail()): the address of `detail_length` bytes of
+   * UTF-8 in the target. Written while the slot is live, read at a stall. */
+  uint64_t detail_text;
+  uint64_t detail_length;
+  uint64_t aux[4];                /* reserved for kinds to come */
   char name[PERPETUO__NAME_SIZE]; /* NUL-terminated */
 };
 
@@ -93,6 +98,8 @@ _Static_assert(offsetof(struct perpetuo__slot, thread_hint) ==
                    PERPETUO__SLOT_HOT_SIZE,
                "hot part");
 _Static_assert(offsetof(struct perpetuo__slot, name) == 128, "name offset");
+_Static_assert(offsetof(struct perpetuo__slot, detail_text) == 80,
+               "detail offset");
 _Static_assert(PERPETUO__SLOTS_OFFSET % 64 == 0,
                "slots are cache-line aligned");
 #endif

@@ -194,6 +194,8 @@ perpetuo__region_claim(const struct perpetuo__slot_request *request, int *err) {
   slot->thread_id = request->thread_id;
   slot->threshold_ms = request->threshold_ms;
   slot->flags = 0;
+  slot->detail_text = 0;
+  slot->detail_length = 0;
   memset(slot->aux, 0, sizeof(slot->aux));
   record_registering_thread(slot);
   perpetuo__copy_utf8(slot->name, sizeof(slot->name), request->name);

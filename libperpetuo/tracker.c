@@ -117,6 +117,13 @@ uint64_t *perpetuo_tracker_counter(const perpetuo_tracker_t *tracker) {
   return (uint64_t *)(uintptr_t)as_slot(tracker)->counter_addr;
 }
 
+perpetuo_detail_t *perpetuo_tracker_detail(perpetuo_tracker_t *tracker) {
+  if (!tracker)
+    return NULL;
+  /* Two u64 in a row in the slot, the layout of perpetuo_detail_t. */
+  return (perpetuo_detail_t *)(void *)&as_slot(tracker)->detail_text;
+}
+
 int perpetuo_tracker_enter(perpetuo_tracker_t *tracker) {
   uint64_t *counter = perpetuo_tracker_counter(tracker);
   if (!counter)

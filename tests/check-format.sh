@@ -7,7 +7,7 @@ if [ -z "${CLANG_FORMAT:-}" ]; then
   exit 77
 fi
 cd "$srcdir"
-files=$(find include libperpetuo examples tests bench -name '*.[ch]' | sort)
+files=$(find include libperpetuo examples tests bench bindings/python/src -name '*.[ch]' | sort)
 if "$CLANG_FORMAT" --dry-run -Werror $files; then
   echo "check-format: $(echo "$files" | wc -l) files formatted as .clang-format says"
 else

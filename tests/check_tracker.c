@@ -108,6 +108,32 @@ START_TEST(test_null_tracker_accessors) {
 }
 END_TEST
 
+START_TEST(test_detail) {
+  ck_assert_ptr_null(perpetuo_tracker_detail(NULL));
+  perpetuo_tracker_t *t = must_new("detailed", NULL);
+  perpetuo_detail_t *d = perpetuo_tracker_detail(t);
+  ck_assert_ptr_nonnull(d);
+  /* In the slot, where the watcher reads it, and empty at first. */
+  ck_assert_ptr_eq((void *)d, (void *)&slot_of(t)->detail_text);
+  ck_assert_uint_eq(d->length, 0);
+  static const char job[] = "job 42";
+  perpetuo_detail_set(d, job, strlen(job));
+  ck_assert_uint_eq(slot_of(t)->detail_text, (uint64_t)(uintptr_t)job);
+  ck_assert_uint_eq(slot_of(t)->detail_length, strlen(job));
+  perpetuo_detail_set(d, NULL, 7);
+  ck_assert_uint_eq(d->length, 0); /* no text, no length */
+  perpetuo_detail_set(d, job, strlen(job));
+  uint64_t *counter = perpetuo_tracker_counter(t);
+  ck_assert_int_eq(perpetuo_tracker_free(t), 0);
+  /* The next tracker in that slot starts without its predecessor's. */
+  perpetuo_tracker_t *u = must_new("next", NULL);
+  ck_assert_ptr_eq(perpetuo_tracker_counter(u), counter);
+  ck_assert_uint_eq(perpetuo_tracker_detail(u)->length, 0);
+  ck_assert_uint_eq(perpetuo_tracker_detail(u)->text, 0);
+  ck_assert_int_eq(perpetuo_tracker_free(u), 0);
+}
+END_TEST
+
 START_TEST(test_slot_reuse) {
   perpetuo_tracker_t *a = must_new("a", NULL);
   perpetuo_tracker_t *b = must_new("b", NULL);
@@ -890,6 +916,7 @@ static Suite *tracker_suite(void) {
   tcase_add_test(tc, test_free_null);
   tcase_add_test(tc, test_null_tracker_accessors);
   tcase_add_test(tc, test_slot_reuse);
+  tcase_add_test(tc, test_detail);
   tcase_add_test(tc, test_generation_bumped_on_reuse);
   tcase_add_test(tc, test_region_exhausted);
   tcase_add_test(tc, test_free_active_inline_busy);

@@ -4,11 +4,13 @@
 set -eu
 cd "$(dirname "$0")/.."
 
-# Toolchain and C libraries for the library and the watcher; Check and pytest
-# for the tests; clang-format for the format check.
+# Toolchain and C libraries for the library and the watcher; Python's headers
+# for the Python package; Check, pytest and trio for the tests; venv for the
+# packaging tests (which take the other Python tools from PyPI);
+# clang-format for the format check.
 packages="build-essential autoconf automake libtool pkg-config libuv1-dev
   libunwind-dev libdw-dev check clang-format python3 python3-dev python3-pytest
-  util-linux"
+  python3-trio python3-venv util-linux"
 
 missing=
 for p in $packages; do
@@ -27,7 +29,7 @@ echo "==> building"
 [ -x configure ] || ./autogen.sh >/dev/null
 mkdir -p build
 cd build
-[ -f Makefile ] || ../configure -q --enable-werror
+[ -f Makefile ] || ../configure -q --enable-werror PYTHON=/usr/bin/python3
 make -j"$(nproc)" >/dev/null
 
 echo "==> demo: a C program stalls once for 0.6 s; its watcher reports it as it happens"

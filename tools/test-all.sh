@@ -19,7 +19,7 @@ show_logs() {
 
 mkdir -p build
 cd build
-[ -f Makefile ] || ../configure -q --enable-werror
+[ -f Makefile ] || ../configure -q --enable-werror PYTHON=/usr/bin/python3
 make -j"$jobs" >/dev/null
 status=0
 make -j"$jobs" check || status=$?
@@ -27,12 +27,23 @@ show_logs
 [ "$status" = 0 ] || exit "$status"
 cd ..
 
+# The Python package's tests once more, with the current trio from PyPI in a
+# virtual environment (make check ran them with Debian's python3-trio).
+venv=$(tools/python-venv.sh)
+echo "python tests with trio $("$venv/bin/python" -c 'import trio; print(trio.__version__)') from PyPI:"
+PYTHON=$venv/bin/python abs_top_builddir=$PWD/build top_srcdir=$PWD \
+  PERPETUO_WATCHER=$PWD/build/libperpetuo/watcher/perpetuo \
+  sh tests/python/run.sh
+
+# The package as users install it: the wheel, and pip against the library.
+tests/packaging/run.sh
+
 # Sanitized: every process of the suite (watchers, targets, unit tests)
 # writes any report into $reports; one report fails the run, whatever the
 # test that provoked it concluded.
 mkdir -p build-sanitizers
 cd build-sanitizers
-[ -f Makefile ] || ../configure -q --enable-werror --enable-sanitizers
+[ -f Makefile ] || ../configure -q --enable-werror --enable-sanitizers PYTHON=/usr/bin/python3
 make -j"$jobs" >/dev/null
 reports=$PWD/sanitizer-reports
 rm -rf "$reports"
@@ -53,6 +64,6 @@ echo "sanitized test run: clean (AddressSanitizer, LeakSanitizer, UBSan)"
 cd ..
 
 cd build
-make -j"$jobs" distcheck DISTCHECK_CONFIGURE_FLAGS=--enable-werror >distcheck.log 2>&1 ||
+make -j"$jobs" distcheck DISTCHECK_CONFIGURE_FLAGS="--enable-werror PYTHON=/usr/bin/python3" >distcheck.log 2>&1 ||
   { tail -n 60 distcheck.log; echo "distcheck failed (build/distcheck.log)"; exit 1; }
 grep -A3 'archives ready for distribution' distcheck.log || true

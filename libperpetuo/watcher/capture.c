@@ -25,6 +25,7 @@ static int64_t now_ns(void) {
 
 int capturer_init(struct capturer *c, pid_t pid, bool all_threads) {
   *c = (struct capturer){.pid = pid, .all_threads = all_threads};
+  freeze_prepare();
   c->unwinder = unwinder_new(pid);
   c->symbolizer = symbolizer_new(pid);
   if (!c->unwinder || !c->symbolizer) {
@@ -110,8 +111,14 @@ static void ptrace_denied(struct capture *cap, pid_t pid, pid_t tid) {
 static void unwind_and_name(struct capturer *c, const struct frozen_thread *f,
                             struct thread_capture *tc, uint64_t *ips,
                             bool *signal_frame, struct native_frame *scratch) {
-  size_t n = unwind_thread(c->unwinder, f, ips, signal_frame, UNWIND_MAX_FRAMES,
-                           tc->error, sizeof(tc->error));
+  /* Without its stack, only the stopped frame's address is certain: the
+   * rest of the stack changed when the thread resumed. */
+  size_t n = unwind_thread(c->unwinder, f, ips, signal_frame,
+                           f->stack ? UNWIND_MAX_FRAMES : 1, tc->error,
+                           sizeof(tc->error));
+  if (!f->stack)
+    snprintf(tc->error, sizeof(tc->error),
+             "its stack could not be copied: only the stopped frame is shown");
   size_t count = 0;
   for (size_t i = 0; i < n && count < CAPTURE_FRAMES_MAX; i++) {
     /* Every frame but the stopped one, and one interrupted by a signal,
@@ -121,7 +128,11 @@ static void unwind_and_name(struct capturer *c, const struct frozen_thread *f,
     size_t k = symbolize(c->symbolizer, ips[i], return_address, &scratch[count],
                          room < INLINE_DEPTH_MAX ? room : INLINE_DEPTH_MAX);
     struct native_frame *real = &scratch[count + k - 1];
-    if (!real->function) {
+    /* libunwind's name is the nearest exported symbol before the address,
+     * whatever its size: right only where libdw knew nothing at all, not
+     * for a static function of a stripped library, which it would name
+     * wrongly after an unrelated neighbour. */
+    if (!real->function && !real->module) {
       char name[256];
       uint64_t off;
       uint64_t lookup = return_address ? ips[i] - 1 : ips[i];
@@ -214,6 +225,7 @@ void capture_take(struct capturer *c, const struct capture_request *req,
     bool ours = thread_state_read(c->pid, tc->tid, &tc->state);
     thread_name(c->pid, tc->tid, tc->name, sizeof(tc->name));
     frozen[i].tid = ours ? tids[i] : 0;
+    frozen[i].relevant = tc->relevant;
     frozen[i].want_stack = c->all_threads || tc->relevant ||
                            !req->want_relevant ||
                            (!req->tid && !req->pthread_id);
@@ -261,9 +273,6 @@ void capture_take(struct capturer *c, const struct capture_request *req,
       snprintf(tc->error, sizeof(tc->error), "%s",
                frozen_status_why(frozen[i].status));
       continue;
-    }
-    if (!frozen[i].stack) {
-      snprintf(tc->error, sizeof(tc->error), "its stack could not be copied");
     }
     if (ips && signal_frame && scratch)
       unwind_and_name(c, &frozen[i], tc, ips, signal_frame, scratch);

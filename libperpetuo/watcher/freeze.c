@@ -6,6 +6,7 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/ptrace.h>
 #include <sys/uio.h>
 #include <sys/wait.h>
@@ -16,6 +17,35 @@
 #ifndef PTRACE_EVENT_STOP
 #define PTRACE_EVENT_STOP 128
 #endif
+
+static unsigned char *pool;
+static size_t pool_used;
+
+void freeze_prepare(void) {
+  /* Taken by sigtimedwait() in wait_for_tracee(), never delivered. */
+  sigset_t chld;
+  sigemptyset(&chld);
+  sigaddset(&chld, SIGCHLD);
+  sigprocmask(SIG_BLOCK, &chld, NULL);
+  if (pool)
+    return;
+  void *p = mmap(NULL, FREEZE_POOL_SIZE, PROT_READ | PROT_WRITE,
+                 MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
+  if (p != MAP_FAILED)
+    pool = p;
+}
+
+/* Room for a copy of `len` bytes: from the pool while it lasts. */
+static unsigned char *copy_buffer(struct frozen_thread *t, size_t len) {
+  if (pool && FREEZE_POOL_SIZE - pool_used >= len) {
+    unsigned char *b = pool + pool_used;
+    pool_used += (len + 63) & ~(size_t)63;
+    t->stack_owned = false;
+    return b;
+  }
+  t->stack_owned = true;
+  return malloc(len);
+}
 
 /* Threads seized that had not stopped when we gave up waiting. */
 #define LINGERING_MAX 64
@@ -42,15 +72,27 @@ static int64_t test_hold_ns(void) {
   return hold;
 }
 
-/* A thread usually stops within microseconds: yield at first, since a
- * sleep would cost at least the timer slack (50 us); then sleep. */
-static void pause_briefly(int64_t waited_ns) {
-  if (waited_ns < 200000) {
+/*
+ * Waits until a tracee may have changed state, or `left_ns` passed. The
+ * kernel sends the tracer SIGCHLD on every stop of a tracee; SIGCHLD is
+ * blocked (freeze_prepare), so it stays pending until taken here, and one
+ * that came before this call returns at once: no stop is missed, and none is
+ * noticed a timer slack late, as after a sleep.
+ */
+static void wait_for_tracee(int64_t waited_ns, int64_t left_ns) {
+  if (left_ns <= 0)
+    return;
+  /* Most threads stop within tens of microseconds: for those, looking
+   * again at once beats being woken, which costs a wakeup's latency. */
+  if (waited_ns < 100000) {
     sched_yield();
     return;
   }
-  struct timespec ts = {0, 20000};
-  nanosleep(&ts, NULL);
+  sigset_t chld;
+  sigemptyset(&chld);
+  sigaddset(&chld, SIGCHLD);
+  struct timespec ts = {left_ns / 1000000000, left_ns % 1000000000};
+  sigtimedwait(&chld, NULL, &ts);
 }
 
 /* The signal to hand back on detach, so that stopping it loses nothing. */
@@ -127,7 +169,8 @@ static void copy_stack(pid_t pid, struct frozen_thread *t,
   const struct mapping *m = maps ? maps_find(maps, sp) : NULL;
   if (m && m->start > start)
     start = m->start;
-  uint64_t end = start + FREEZE_STACK_MAX;
+  uint64_t end =
+      start + (t->relevant ? FREEZE_STACK_MAX : FREEZE_OTHER_STACK_MAX);
   if (m) {
     t->stack_end = m->end;
     if (m->end < end)
@@ -139,7 +182,7 @@ static void copy_stack(pid_t pid, struct frozen_thread *t,
     t->stack_truncated = true;
   }
   size_t len = (size_t)(end - start);
-  t->stack = malloc(len);
+  t->stack = copy_buffer(t, len);
   if (!t->stack)
     return;
   struct iovec local = {.iov_base = t->stack, .iov_len = len};
@@ -147,7 +190,8 @@ static void copy_stack(pid_t pid, struct frozen_thread *t,
   /* Stops at the first unreadable page: what was read is still good. */
   ssize_t got = process_vm_readv(pid, &local, 1, &remote, 1, 0);
   if (got <= 0) {
-    free(t->stack);
+    if (t->stack_owned)
+      free(t->stack);
     t->stack = NULL;
     return;
   }
@@ -165,6 +209,7 @@ int freeze_threads(pid_t pid, struct frozen_thread *threads, size_t n,
     struct frozen_thread *t = &threads[i];
     t->status = FROZEN_NOT_TRIED;
     t->stack = NULL;
+    t->stack_owned = false;
     t->stack_len = 0;
     t->stack_truncated = false;
     t->stack_end = 0;
@@ -214,7 +259,8 @@ int freeze_threads(pid_t pid, struct frozen_thread *threads, size_t n,
     }
     if (!pending || now_ns() - start > FREEZE_STOP_WAIT_NS)
       break;
-    pause_briefly(now_ns() - start);
+    int64_t waited = now_ns() - start;
+    wait_for_tracee(waited, FREEZE_STOP_WAIT_NS - waited);
   }
   result->stop_ns = now_ns() - start;
 
@@ -233,7 +279,7 @@ int freeze_threads(pid_t pid, struct frozen_thread *threads, size_t n,
     }
     t->thread_pointer = thread_pointer(&t->regs);
     if (wanted_pthread && t->thread_pointer == wanted_pthread)
-      t->want_stack = true;
+      t->want_stack = t->relevant = true;
     if (t->want_stack)
       copy_stack(pid, t, maps);
   }
@@ -264,7 +310,10 @@ int freeze_threads(pid_t pid, struct frozen_thread *threads, size_t n,
 
 void freeze_release(struct frozen_thread *threads, size_t n) {
   for (size_t i = 0; i < n; i++) {
-    free(threads[i].stack);
+    if (threads[i].stack_owned)
+      free(threads[i].stack);
     threads[i].stack = NULL;
+    threads[i].stack_owned = false;
   }
+  pool_used = 0;
 }

@@ -25,8 +25,13 @@
 #define FREEZE_BUDGET_NS 50000000
 /* How long we wait for threads to stop, within that budget. */
 #define FREEZE_STOP_WAIT_NS 20000000
-/* Stack copied above the stack pointer, at most. */
+/* Stack copied above the stack pointer, at most: the relevant thread's,
+ * and (less) any other thread's. */
 #define FREEZE_STACK_MAX (1u << 20)
+#define FREEZE_OTHER_STACK_MAX (256u << 10)
+/* Copies go into memory faulted in once, when the watcher starts: page
+ * faults on a fresh buffer, during the pause, cost more than the copy. */
+#define FREEZE_POOL_SIZE (4u << 20)
 /* Below the stack pointer: the x86-64 red zone, which leaf code uses. */
 #define FREEZE_RED_ZONE 128
 
@@ -41,12 +46,14 @@ enum frozen_status {
 struct frozen_thread {
   pid_t tid;
   bool want_stack;
+  bool relevant; /* its stack may be copied deeper */
   enum frozen_status status;
   int error; /* errno, for FROZEN_FAILED */
   struct user_regs_struct regs;
   uint64_t stack_start; /* the copy is of [stack_start, stack_start+len) */
   size_t stack_len;
-  unsigned char *stack;    /* malloc'd; NULL if not copied */
+  unsigned char *stack;    /* NULL if not copied; see freeze_release() */
+  bool stack_owned;        /* malloc'd, not in the pool */
   bool stack_truncated;    /* the stack goes on past the copy */
   uint64_t stack_end;      /* end of the stack's mapping, if known, else 0 */
   uint64_t thread_pointer; /* glibc's pthread_t of the thread; 0: unknown */
@@ -72,7 +79,10 @@ int freeze_threads(pid_t pid, struct frozen_thread *threads, size_t n,
                    const struct maps *maps, uint64_t wanted_pthread,
                    struct freeze_result *result);
 
-/* Frees the stack copies. */
+/* Faults in the pool for stack copies, ahead of the first capture. */
+void freeze_prepare(void);
+
+/* Frees the stack copies (and hands the pool back). */
 void freeze_release(struct frozen_thread *threads, size_t n);
 
 /*

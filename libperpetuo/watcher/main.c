@@ -118,10 +118,12 @@ static void note_stuck_counters(struct watcher *w, size_t n, int64_t now) {
 
 /* The thread's state now and, for a stall, its stacks. */
 static void learn_more(struct watcher *w, const struct detect_event *e,
-                       const struct blame *blame, int64_t now_ns,
+                       struct blame *blame, int64_t now_ns,
                        struct stall_extra *x, struct capture *cap) {
   if (e->kind == DETECT_ENDED)
     return;
+  x->detail_length =
+      target_read_detail(&w->target, e->slot, x->detail, sizeof(x->detail));
   if (blame->tid > 0)
     x->state_known = thread_state_read(w->target.pid, blame->tid, &x->state);
   struct cpu_baseline *b = &w->baselines[e->slot];
@@ -148,6 +150,16 @@ static void learn_more(struct watcher *w, const struct detect_event *e,
                                 .pthread_id = blame->pthread_id};
   capture_take(&w->capturer, &req, cap);
   x->capture = cap;
+  /* A pthread_t only the capture could resolve: now the record can name
+   * the thread, with its state as read before it was stopped. */
+  if (!blame->tid && cap->relevant_found && cap->count &&
+      cap->threads[0].relevant) {
+    const struct thread_capture *tc = &cap->threads[0];
+    blame->tid = tc->tid;
+    snprintf(blame->name, sizeof(blame->name), "%s", tc->name);
+    x->state = tc->state;
+    x->state_known = tc->state.valid;
+  }
   uint64_t counter;
   if (target_read_counter(&w->target, e->slot, &counter) &&
       counter != w->detector.trackers[e->slot].counter)

@@ -272,6 +272,12 @@ static void json_event(struct reporter *r, const struct detect_event *e,
       buf_puts(b, "null,\"cpu_window_ms\":null");
   }
   buf_puts(b, "}");
+  if (x && x->detail_length) {
+    buf_puts(b, ",\"detail\":");
+    buf_json_string(b, x->detail, x->detail_length);
+  } else if (e->kind != DETECT_ENDED) {
+    buf_puts(b, ",\"detail\":null");
+  }
   if (cap)
     json_capture(b, cap, x->ended_during_capture);
   if (e->kind == DETECT_ENDED)
@@ -386,6 +392,11 @@ static void text_event(struct reporter *r, const struct detect_event *e,
   if (blame->name[0]) {
     buf_puts(b, " ");
     text_quoted(b, blame->name);
+  }
+  if (x && x->detail_length) {
+    buf_puts(b, ", detail \"");
+    buf_text_escaped(b, x->detail, x->detail_length);
+    buf_puts(b, "\"");
   }
   buf_puts(b, ")");
   double secs = e->length_ns / 1e9;

@@ -5,6 +5,8 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "perpetuo.h"
+
 #include "buf.h"
 #include "capture.h"
 #include "detect.h"
@@ -35,8 +37,10 @@ struct stall_extra {
   bool state_known;
   struct thread_state state; /* of the blamed thread, now */
   bool cpu_known;
-  int64_t cpu_ns;    /* CPU time the thread used in the window */
-  int64_t window_ns; /* since the first poll that saw the counter stuck */
+  int64_t cpu_ns;       /* CPU time the thread used in the window */
+  int64_t window_ns;    /* since the first poll that saw the counter stuck */
+  size_t detail_length; /* the tracker's published detail, 0: none */
+  char detail[PERPETUO_DETAIL_MAX];
 };
 
 void blame_from_slot(const struct perpetuo__slot *slot,

@@ -8,10 +8,22 @@
 
 #include "symbols.h"
 
+/* Names found, by address: libdw's lookups (the DWARF scopes above all)
+ * cost tens of microseconds a frame, and stalls come back to the same
+ * places. Dropped when the modules change. */
+#define CACHE_SLOTS 4096u
+
+struct cached_symbol {
+  uint64_t key; /* ip * 2 + return_address; 0: empty */
+  size_t count;
+  struct native_frame *frames;
+};
+
 struct symbolizer {
   pid_t pid;
   Dwfl *dwfl;
   bool reported;
+  struct cached_symbol *cache;
 };
 
 static char *debuginfo_path;
@@ -27,21 +39,37 @@ struct symbolizer *symbolizer_new(pid_t pid) {
     return NULL;
   s->pid = pid;
   s->dwfl = dwfl_begin(&callbacks);
-  if (!s->dwfl) {
-    free(s);
+  s->cache = calloc(CACHE_SLOTS, sizeof(*s->cache));
+  if (!s->dwfl || !s->cache) {
+    symbolizer_free(s);
     return NULL;
   }
   return s;
 }
 
+static void cache_clear(struct symbolizer *s) {
+  for (size_t i = 0; i < CACHE_SLOTS; i++) {
+    struct cached_symbol *c = &s->cache[i];
+    for (size_t j = 0; j < c->count; j++)
+      native_frame_clear(&c->frames[j]);
+    free(c->frames);
+    *c = (struct cached_symbol){0};
+  }
+}
+
 void symbolizer_free(struct symbolizer *s) {
   if (!s)
     return;
-  dwfl_end(s->dwfl);
+  if (s->dwfl)
+    dwfl_end(s->dwfl);
+  if (s->cache)
+    cache_clear(s);
+  free(s->cache);
   free(s);
 }
 
 int symbolizer_refresh(struct symbolizer *s) {
+  cache_clear(s);
   dwfl_report_begin(s->dwfl);
   int err = dwfl_linux_proc_report(s->dwfl, s->pid);
   dwfl_report_end(s->dwfl, NULL, NULL);
@@ -50,6 +78,14 @@ int symbolizer_refresh(struct symbolizer *s) {
 }
 
 static char *dup_or_null(const char *s) { return s ? strdup(s) : NULL; }
+
+static void frame_copy(struct native_frame *to,
+                       const struct native_frame *from) {
+  *to = *from;
+  to->function = dup_or_null(from->function);
+  to->module = dup_or_null(from->module);
+  to->file = dup_or_null(from->file);
+}
 
 /* "memcpy@@GLIBC_2.14" is memcpy to a reader: the version goes. */
 static char *function_name(const char *s) {
@@ -88,8 +124,34 @@ static int call_line(Dwarf_Die *scope) {
   return (int)line;
 }
 
+static size_t lookup(struct symbolizer *s, uint64_t ip, bool return_address,
+                     struct native_frame *out, size_t max);
+
 size_t symbolize(struct symbolizer *s, uint64_t ip, bool return_address,
                  struct native_frame *out, size_t max) {
+  uint64_t key = ip * 2 + return_address;
+  struct cached_symbol *c =
+      &s->cache[(key * 0x9E3779B97F4A7C15ull >> 52) % CACHE_SLOTS];
+  if (key && c->key == key && c->count <= max) {
+    for (size_t i = 0; i < c->count; i++)
+      frame_copy(&out[i], &c->frames[i]);
+    return c->count;
+  }
+  size_t n = lookup(s, ip, return_address, out, max);
+  struct native_frame *copy = calloc(n, sizeof(*copy));
+  if (copy) {
+    for (size_t j = 0; j < c->count; j++)
+      native_frame_clear(&c->frames[j]);
+    free(c->frames);
+    for (size_t i = 0; i < n; i++)
+      frame_copy(&copy[i], &out[i]);
+    *c = (struct cached_symbol){.key = key, .count = n, .frames = copy};
+  }
+  return n;
+}
+
+static size_t lookup(struct symbolizer *s, uint64_t ip, bool return_address,
+                     struct native_frame *out, size_t max) {
   Dwarf_Addr addr = return_address && ip ? ip - 1 : ip;
   struct native_frame real = {.ip = ip}, *outer = &real;
   Dwfl_Module *mod = s->reported ? dwfl_addrmodule(s->dwfl, addr) : NULL;

@@ -5,6 +5,7 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <limits.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -429,6 +430,24 @@ bool target_read_counter(struct target *t, uint32_t slot, uint64_t *value) {
     return false;
   return read_remote(t->pid, value, t->slots[slot].slot.counter_addr,
                      sizeof(*value)) == (ssize_t)sizeof(*value);
+}
+
+size_t target_read_detail(struct target *t, uint32_t slot, char *out,
+                          size_t size) {
+  if (slot >= t->header.slot_count || !t->slots[slot].live)
+    return 0;
+  uint64_t words[2];
+  if (read_remote(t->pid, words,
+                  slot_address(t, slot) +
+                      offsetof(struct perpetuo__slot, detail_text),
+                  sizeof(words)) != (ssize_t)sizeof(words))
+    return 0;
+  uint64_t text = words[0], length = words[1];
+  if (!text || !length)
+    return 0;
+  size_t n = length < size ? (size_t)length : size;
+  ssize_t got = read_remote(t->pid, out, text, n);
+  return got > 0 ? (size_t)got : 0;
 }
 
 char target_state(struct target *t) {

@@ -57,6 +57,14 @@ int target_poll(struct target *t, struct detect_sample *samples, size_t *n);
 /* Reads the counter of a live slot now; false if it cannot be read. */
 bool target_read_counter(struct target *t, uint32_t slot, uint64_t *value);
 
+/*
+ * Reads the detail a live slot's thread published (perpetuo_tracker_detail):
+ * at most `size` bytes into `out`. Returns how many, 0 if there is none or
+ * it cannot be read.
+ */
+size_t target_read_detail(struct target *t, uint32_t slot, char *out,
+                          size_t size);
+
 /* The state letter of /proc/PID/stat ('R', 'S', 'T', 't', ...), or 0. */
 char target_state(struct target *t);
 

@@ -1,7 +1,10 @@
 #include "config.h"
 
+#include <elf.h>
 #include <errno.h>
 #include <libunwind-ptrace.h>
+#include <link.h>
+#include <sys/auxv.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -26,8 +29,22 @@ struct module {
   void *upt; /* libunwind-ptrace's handle, caching this module's image */
 };
 
+/*
+ * libunwind-ptrace finds unwind tables in files, and the vDSO is none; but
+ * the target's vDSO is the watcher's own (one kernel), whose
+ * .eh_frame_hdr we can read here and hand to libunwind's table search, as
+ * libunwind-ptrace does for a file. This symbol is what _UPT_find_proc_info
+ * calls; libunwind exports it without declaring it.
+ */
+extern int UNW_OBJ(dwarf_search_unwind_table)(unw_addr_space_t as,
+                                              unw_word_t ip, unw_dyn_info_t *di,
+                                              unw_proc_info_t *pi,
+                                              int need_unwind_info, void *arg);
+
 struct unwinder {
   pid_t pid;
+  bool vdso_known;
+  unw_dyn_info_t vdso; /* the target's vDSO's table, when vdso_known */
   unw_addr_space_t as;
   const struct maps *maps;
   struct module *modules;
@@ -185,6 +202,10 @@ static void *module_upt(struct unwinder *u, uint64_t ip) {
 static int find_proc_info(unw_addr_space_t as, unw_word_t ip,
                           unw_proc_info_t *pi, int need_unwind_info,
                           void *arg) {
+  if (active && active->vdso_known && ip >= active->vdso.start_ip &&
+      ip < active->vdso.end_ip)
+    return UNW_OBJ(dwarf_search_unwind_table)(as, ip, &active->vdso, pi,
+                                              need_unwind_info, arg);
   void *upt = active ? module_upt(active, ip) : NULL;
   if (!upt)
     return -UNW_ENOINFO;
@@ -258,6 +279,57 @@ void unwinder_free(struct unwinder *u) {
   free(u);
 }
 
+/*
+ * Describes the target's vDSO at `m` for libunwind, if it is byte for byte
+ * the watcher's own (it is, unless the target is of another ABI).
+ */
+static bool find_vdso_table(struct unwinder *u, const struct mapping *m) {
+  const unsigned char *own = (const unsigned char *)getauxval(AT_SYSINFO_EHDR);
+  size_t size = (size_t)(m->end - m->start);
+  if (!own || size > (1u << 20))
+    return false;
+  const ElfW(Ehdr) *ehdr = (const ElfW(Ehdr) *)own;
+  const ElfW(Phdr) *phdr = (const ElfW(Phdr) *)(own + ehdr->e_phoff);
+  const ElfW(Phdr) *load = NULL, *eh = NULL;
+  for (int i = 0; i < ehdr->e_phnum; i++) {
+    if (phdr[i].p_type == PT_LOAD && !load)
+      load = &phdr[i];
+    else if (phdr[i].p_type == PT_GNU_EH_FRAME)
+      eh = &phdr[i];
+  }
+  if (!load || !eh || eh->p_vaddr < load->p_vaddr ||
+      eh->p_vaddr - load->p_vaddr + 12 > size)
+    return false;
+  unsigned char *theirs = malloc(size);
+  struct iovec local = {.iov_base = theirs, .iov_len = size};
+  struct iovec remote = {.iov_base = (void *)(uintptr_t)m->start,
+                         .iov_len = size};
+  bool same =
+      theirs &&
+      process_vm_readv(u->pid, &local, 1, &remote, 1, 0) == (ssize_t)size &&
+      memcmp(theirs, own, size) == 0;
+  free(theirs);
+  if (!same)
+    return false;
+  /* The usual encodings, as every x86-64 and aarch64 kernel writes them:
+   * eh_frame_ptr pcrel|sdata4, fde_count udata4, table datarel|sdata4. */
+  size_t off = (size_t)(eh->p_vaddr - load->p_vaddr);
+  const unsigned char *hdr = own + off;
+  if (hdr[0] != 1 || hdr[1] != 0x1b || hdr[2] != 0x03 || hdr[3] != 0x3b)
+    return false;
+  uint32_t fde_count;
+  memcpy(&fde_count, hdr + 8, sizeof(fde_count));
+  u->vdso = (unw_dyn_info_t){
+      .start_ip = m->start,
+      .end_ip = m->end,
+      .format = UNW_INFO_FORMAT_REMOTE_TABLE,
+  };
+  u->vdso.u.rti.segbase = m->start + off;
+  u->vdso.u.rti.table_data = m->start + off + 12;
+  u->vdso.u.rti.table_len = fde_count * 8 / sizeof(unw_word_t);
+  return true;
+}
+
 void unwinder_set_maps(struct unwinder *u, const struct maps *maps,
                        bool changed) {
   u->maps = maps;
@@ -267,6 +339,12 @@ void unwinder_set_maps(struct unwinder *u, const struct maps *maps,
     for (size_t i = 0; i < PAGE_CACHE_SLOTS; i++)
       u->pages[i].valid = false;
     unw_flush_cache(u->as, 0, 0);
+    u->vdso_known = false;
+    for (size_t i = 0; maps && i < maps->count; i++)
+      if (strcmp(maps->mappings[i].path, "[vdso]") == 0) {
+        u->vdso_known = find_vdso_table(u, &maps->mappings[i]);
+        break;
+      }
   }
 }
 

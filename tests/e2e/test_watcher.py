@@ -273,6 +273,44 @@ def test_nasty_name_text(procs):
         assert r'"th\x22\x01\xff")' in l, l
 
 
+def test_detail_reported_and_escaped(procs):
+    """The tracker's published detail: in every record of a stall but the
+    last, whole, escaped like any string from the target."""
+    run = scripted(procs, "library", ["stall:0.5", "idle:0.2"],
+                   target_args=[b"--detail", NASTY_NAME])
+    assert run.finish() == 0
+    stall = events(run.records())
+    assert [r["event"] for r in stall][0] == "stall_began", stall
+    for r in stall:
+        if r["event"] == "stall_ended":
+            assert "detail" not in r["stall_details"], r
+        else:
+            assert r["stall_details"]["detail"] == NASTY_NAME.decode(
+                "utf-8", "replace"), r
+
+
+def test_detail_absent_and_capped(procs):
+    run = scripted(procs, "library", ["stall:0.3", "idle:0.2"])
+    assert run.finish() == 0
+    began = events(run.records(), "stall_began")
+    assert began and began[0]["stall_details"]["detail"] is None
+    long = "d" * 300
+    run = scripted(procs, "library", ["stall:0.3", "idle:0.2"],
+                   target_args=["--detail", long])
+    assert run.finish() == 0
+    began = events(run.records(), "stall_began")
+    assert began[0]["stall_details"]["detail"] == "d" * 256  # at most 256
+
+
+def test_detail_text(procs):
+    run = scripted(procs, "library", ["stall:0.3", "idle:0.2"], json=False,
+                   target_args=[b"--detail", b'job "7"\n'])
+    assert run.finish() == 0
+    lines = run.target.err.raw()
+    began = [l for l in lines if b"active for" in l]
+    assert began and b'detail "job \\x227\\x22\\x0a")' in began[0], lines
+
+
 @pytest.mark.parametrize("mode", MODES)
 def test_output_file(procs, tmp_path, mode):
     """--output FILE: the records go there, nothing to stderr."""

@@ -14,6 +14,7 @@
  *   --threshold-ms N   the tracker's own threshold (default 0: the alert)
  *   --name NAME        the tracker's name (default "stall target")
  *   --thread-name NAME the main thread's name (pthread_setname_np)
+ *   --detail TEXT      the tracker's published detail (its bytes as given)
  *   --ready-file F     write our pid to F once ready
  *
  * Steps, run in order:
@@ -195,6 +196,7 @@ int main(int argc, char **argv) {
   perpetuo_tracker_options_init(&topts);
   perpetuo_watch_options_init(&watch_opts);
   const char *name = "stall target", *ready_file = NULL, *thread_name = NULL;
+  const char *detail = NULL;
   int watch = 0, i;
   for (i = 1; i < argc && !strncmp(argv[i], "--", 2); i++) {
     const char *arg = argv[i], *value = i + 1 < argc ? argv[i + 1] : NULL;
@@ -216,6 +218,8 @@ int main(int argc, char **argv) {
       name = value, i++;
     } else if (!strcmp(arg, "--thread-name") && value) {
       thread_name = value, i++;
+    } else if (!strcmp(arg, "--detail") && value) {
+      detail = value, i++;
     } else if (!strcmp(arg, "--ready-file") && value) {
       ready_file = value, i++;
     } else {
@@ -231,6 +235,9 @@ int main(int argc, char **argv) {
     check(-pthread_setname_np(pthread_self(), thread_name),
           "pthread_setname_np");
   check(perpetuo_tracker_new(&tracker, name, &topts), "perpetuo_tracker_new");
+  if (detail)
+    perpetuo_detail_set(perpetuo_tracker_detail(tracker), detail,
+                        strlen(detail));
   say("PID %d", (int)getpid());
   if (watch) {
     check(perpetuo_watch_start(&watch_opts), "perpetuo_watch_start");

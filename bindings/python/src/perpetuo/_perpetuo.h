@@ -1,0 +1,30 @@
+/* Shared by the files of perpetuo's C extension module. */
+#ifndef PERPETUO_PY_PERPETUO_H
+#define PERPETUO_PY_PERPETUO_H
+
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+
+#include <perpetuo.h>
+
+extern PyTypeObject perpetuo_py_tracker_type;
+extern PyTypeObject perpetuo_py_trio_instrument_type;
+extern PyTypeObject perpetuo_py_trio_io_wait_instrument_type;
+
+/*
+ * Sets the Python exception for a libperpetuo error: OSError (with errno and,
+ * if given, the file name) for system errors, RuntimeError for perpetuo's
+ * own. Returns NULL, for `return perpetuo_py_error(err, NULL);`.
+ */
+PyObject *perpetuo_py_error(int err, const char *filename);
+
+/*
+ * Registers a tracker named `name` (a str) for `relevant_thread`: a Python
+ * thread ident (an int, > 0) or the str "gil". Raises TypeError/ValueError on
+ * bad arguments. `initially_active` as in perpetuo_tracker_options_t.
+ */
+perpetuo_tracker_t *perpetuo_py_tracker_new(PyObject *name,
+                                            PyObject *relevant_thread,
+                                            int initially_active);
+
+#endif

@@ -1,0 +1,116 @@
+"""The watcher and the instrumentation, as the original perpetuo offers them."""
+
+from __future__ import annotations
+
+import os
+import sys
+import threading
+
+from . import _perpetuo
+from ._perpetuo import StallTracker
+
+_lock = threading.Lock()
+_gil_tracker: StallTracker | None = None
+
+
+def _bundled_watcher() -> str | None:
+    """The watcher shipped inside this package (a wheel), if there is one.
+
+    Otherwise libperpetuo runs $PERPETUO_WATCHER, or the one installed beside
+    the library.
+    """
+    path = os.path.join(os.path.dirname(__file__), "_watcher", "perpetuo")
+    return path if os.access(path, os.X_OK) else None
+
+
+def start_watcher(
+    *,
+    poll_interval: float | None = None,
+    alert_interval: float | None = None,
+    traceback_suppress: float | None = None,
+    print_locals: bool = True,
+    json_mode: bool = True,
+) -> None:
+    """Start the out-of-process watcher for this process.
+
+    Returns once it is watching: a stall that begins after this returns is
+    caught. Calling it again while the watcher runs changes nothing. Intervals
+    are in seconds; None keeps the watcher's defaults (poll 0.05, alert 0.2,
+    traceback_suppress 30).
+    """
+    path = None if os.environ.get("PERPETUO_WATCHER") else _bundled_watcher()
+    with _lock:
+        _perpetuo._watch_start(poll_interval, alert_interval,
+                               traceback_suppress, print_locals, json_mode,
+                               path, False, True)
+
+
+def stop_watcher() -> None:
+    """Stop the watcher started by start_watcher(), if it runs."""
+    with _lock:
+        _perpetuo._watch_stop()
+
+
+def instrument_gil() -> None:
+    """Track the GIL: needs a Python built with the perpetuo GIL patch."""
+    global _gil_tracker
+    with _lock:
+        if _gil_tracker is not None:
+            return
+        if not hasattr(sys, "_set_stall_counter"):
+            raise RuntimeError(
+                "This Python was not built with the perpetuo GIL "
+                "instrumentation patch")
+        tracker = StallTracker("GIL", "gil")
+        # The interpreter keeps the counter's address for ever: so must we
+        # keep the tracker, even past module teardown.
+        tracker._leak()
+        sys._set_stall_counter(tracker.counter_address())
+        _gil_tracker = tracker
+
+
+def instrument_trio(*, mode: str = "task_steps") -> None:
+    """Track the current trio.run: call it from inside the run.
+
+    mode="task_steps" (the default, as the original): the run loop is active
+    during each task step, and a stall report names the task. "io_waits": the
+    run loop is active from the end of one I/O wait to the start of the next,
+    which costs one pair of ticks per batch of steps rather than per step, and
+    also reports a batch of short steps that together hold the loop too long;
+    it cannot name the task.
+    """
+    import trio
+
+    if mode == "task_steps":
+        kind = _perpetuo.TrioInstrument
+    elif mode == "io_waits":
+        kind = _perpetuo.TrioIoWaitInstrument
+    else:
+        raise ValueError(
+            f"mode must be 'task_steps' or 'io_waits', not {mode!r}")
+    # Outside trio.run this raises RuntimeError, as the original does, and
+    # before any tracker exists.
+    trio.lowlevel.current_task()
+    trio.lowlevel.add_instrument(kind())
+
+
+def dwim(**kwargs) -> list[str]:
+    """Instrument what can be, start the watcher if anything was; say what."""
+    did = []
+    try:
+        instrument_gil()
+    except RuntimeError:
+        pass
+    else:
+        did.append("instrumented GIL")
+    if "trio" in sys.modules:
+        try:
+            instrument_trio()
+        except RuntimeError:
+            pass
+        else:
+            did.append("instrumented Trio")
+    if did:
+        start_watcher(**kwargs)
+        did.append("started out of process watcher")
+    return did

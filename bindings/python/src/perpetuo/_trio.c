@@ -1,0 +1,225 @@
+/*
+ * The Trio instrument, in C: trio calls before_task_step and
+ * after_task_step around every task step, so these must not cost a Python
+ * frame each. Trio finds hooks by attribute name, so C methods serve.
+ *
+ * The tracker is created with the instrument, which instrument_trio() does
+ * inside trio.run, in the middle of a task step: so it starts active, blames
+ * the run's thread (by its Python ident), and a task that blocks right after
+ * instrument_trio() in the same step is caught. It is named as the original
+ * perpetuo names it, and released after the run.
+ */
+#include "_perpetuo.h"
+
+#include <pythread.h>
+#include <structmember.h>
+
+typedef struct {
+  PyObject_HEAD perpetuo_tracker_t *tracker;
+  uint64_t *counter;         /* the tracker's, ticked inline */
+  perpetuo_detail_t *detail; /* the stepping task's name, for reports */
+  PyTypeObject *task_type;   /* whose `name` slot is at name_offset */
+  Py_ssize_t name_offset;    /* -1: no slot to read it from cheaply */
+} TrioInstrumentObject;
+
+static int start_tracking(TrioInstrumentObject *self) {
+  unsigned long ident = PyThread_get_thread_ident();
+  /* The original's f"{ident:#_x}": hex digits grouped by four. */
+  PyObject *number = PyLong_FromUnsignedLong(ident);
+  PyObject *spec = PyUnicode_FromString("#_x");
+  PyObject *hex = number && spec ? PyObject_Format(number, spec) : NULL;
+  Py_XDECREF(number);
+  Py_XDECREF(spec);
+  if (!hex)
+    return -1;
+  PyObject *name = PyUnicode_FromFormat("Trio run loop (thread %U)", hex);
+  Py_DECREF(hex);
+  PyObject *thread = PyLong_FromUnsignedLong(ident);
+  if (!name || !thread) {
+    Py_XDECREF(name);
+    Py_XDECREF(thread);
+    return -1;
+  }
+  self->tracker = perpetuo_py_tracker_new(name, thread, 1);
+  Py_DECREF(name);
+  Py_DECREF(thread);
+  if (!self->tracker)
+    return -1;
+  self->counter = perpetuo_tracker_counter(self->tracker);
+  self->detail = perpetuo_tracker_detail(self->tracker);
+  return 0;
+}
+
+/*
+ * Where a task of this type keeps its name: trio's Task is an attrs class
+ * with slots, so `name` is a member descriptor at a fixed offset, and
+ * reading it is one load per step, not an attribute lookup.
+ */
+static void learn_task_type(TrioInstrumentObject *self, PyTypeObject *type) {
+  Py_XDECREF(self->task_type);
+  Py_INCREF(type);
+  self->task_type = type;
+  self->name_offset = -1;
+  PyObject *descr = PyObject_GetAttrString((PyObject *)type, "name");
+  if (!descr) {
+    PyErr_Clear();
+    return;
+  }
+  if (Py_IS_TYPE(descr, &PyMemberDescr_Type)) {
+    PyMemberDef *member = ((PyMemberDescrObject *)descr)->d_member;
+    if ((member->type == T_OBJECT || member->type == T_OBJECT_EX) &&
+        member->offset > 0)
+      self->name_offset = member->offset;
+  }
+  Py_DECREF(descr);
+}
+
+/* Publishes the task's name as the tracker's detail: one load and three
+ * stores per step once the task type is known. */
+static void publish_task(TrioInstrumentObject *self, PyObject *task) {
+  if (Py_TYPE(task) != self->task_type)
+    learn_task_type(self, Py_TYPE(task));
+  PyObject *name = self->name_offset < 0
+                       ? NULL
+                       : *(PyObject **)((char *)task + self->name_offset);
+  Py_ssize_t length = 0;
+  const char *utf8 = name && PyUnicode_Check(name)
+                         ? PyUnicode_AsUTF8AndSize(name, &length)
+                         : NULL;
+  if (!utf8)
+    PyErr_Clear();
+  perpetuo_detail_set(self->detail, utf8, utf8 ? (size_t)length : 0);
+}
+
+static void stop_tracking(TrioInstrumentObject *self) {
+  if (!self->tracker)
+    return;
+  if (perpetuo_counter_is_active(self->counter))
+    perpetuo_counter_leave(self->counter);
+  perpetuo_tracker_free(self->tracker);
+  self->tracker = NULL;
+  self->counter = NULL;
+  self->detail = NULL;
+}
+
+static PyObject *before_task_step(TrioInstrumentObject *self, PyObject *task) {
+  if (!self->tracker) {
+    if (start_tracking(self)) /* a new tracker starts active */
+      return NULL;
+  } else if (!perpetuo_counter_is_active(self->counter)) {
+    perpetuo_counter_enter(self->counter);
+  }
+  publish_task(self, task);
+  Py_RETURN_NONE;
+}
+
+static PyObject *after_task_step(TrioInstrumentObject *self, PyObject *task) {
+  if (!self->tracker && start_tracking(self))
+    return NULL;
+  if (perpetuo_counter_is_active(self->counter))
+    perpetuo_counter_leave(self->counter);
+  Py_RETURN_NONE;
+}
+
+/*
+ * The cheaper mode: active from the end of one I/O wait to the start of the
+ * next, so one pair of ticks per run-loop batch rather than per task step.
+ * It also reports a batch of many short steps that together hold the loop
+ * past the threshold; it cannot name the task.
+ */
+static PyObject *before_io_wait(TrioInstrumentObject *self, PyObject *timeout) {
+  if (self->tracker && perpetuo_counter_is_active(self->counter))
+    perpetuo_counter_leave(self->counter);
+  Py_RETURN_NONE;
+}
+
+static PyObject *after_io_wait(TrioInstrumentObject *self, PyObject *timeout) {
+  if (!self->tracker) {
+    if (start_tracking(self))
+      return NULL;
+  } else if (!perpetuo_counter_is_active(self->counter)) {
+    perpetuo_counter_enter(self->counter);
+  }
+  Py_RETURN_NONE;
+}
+
+static PyObject *after_run(TrioInstrumentObject *self, PyObject *unused) {
+  stop_tracking(self);
+  Py_RETURN_NONE;
+}
+
+static PyObject *get_tracking(TrioInstrumentObject *self, void *closure) {
+  return PyBool_FromLong(self->tracker != NULL);
+}
+
+static PyObject *instrument_new(PyTypeObject *type, PyObject *args,
+                                PyObject *kwargs) {
+  if (PyTuple_GET_SIZE(args) || (kwargs && PyDict_GET_SIZE(kwargs))) {
+    PyErr_Format(PyExc_TypeError, "%s() takes no arguments", type->tp_name);
+    return NULL;
+  }
+  TrioInstrumentObject *self = (TrioInstrumentObject *)type->tp_alloc(type, 0);
+  if (self)
+    self->name_offset = -1;
+  if (self && start_tracking(self)) {
+    Py_DECREF(self);
+    return NULL;
+  }
+  return (PyObject *)self;
+}
+
+static void instrument_dealloc(TrioInstrumentObject *self) {
+  stop_tracking(self);
+  Py_XDECREF(self->task_type);
+  Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+static PyMethodDef instrument_methods[] = {
+    {"before_task_step", (PyCFunction)before_task_step, METH_O,
+     "trio hook: the run loop goes active."},
+    {"after_task_step", (PyCFunction)after_task_step, METH_O,
+     "trio hook: the run loop goes idle."},
+    {"after_run", (PyCFunction)after_run, METH_NOARGS,
+     "trio hook: the run is over; release the tracker."},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyGetSetDef instrument_getset[] = {
+    {"tracking", (getter)get_tracking, NULL,
+     "Whether the instrument holds a tracker now.", NULL},
+    {NULL, NULL, NULL, NULL, NULL},
+};
+
+static PyMethodDef io_wait_methods[] = {
+    {"before_io_wait", (PyCFunction)before_io_wait, METH_O,
+     "trio hook: the run loop is about to wait for I/O: idle."},
+    {"after_io_wait", (PyCFunction)after_io_wait, METH_O,
+     "trio hook: the run loop woke up: active."},
+    {"after_run", (PyCFunction)after_run, METH_NOARGS,
+     "trio hook: the run is over; release the tracker."},
+    {NULL, NULL, 0, NULL},
+};
+
+PyTypeObject perpetuo_py_trio_io_wait_instrument_type = {
+    PyVarObject_HEAD_INIT(NULL, 0).tp_name = "perpetuo.TrioIoWaitInstrument",
+    .tp_basicsize = sizeof(TrioInstrumentObject),
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_doc = "A trio.abc.Instrument that keeps a StallTracker active from "
+              "one I/O wait to the next.",
+    .tp_new = instrument_new,
+    .tp_dealloc = (destructor)instrument_dealloc,
+    .tp_methods = io_wait_methods,
+    .tp_getset = instrument_getset,
+};
+
+PyTypeObject perpetuo_py_trio_instrument_type = {
+    PyVarObject_HEAD_INIT(NULL, 0).tp_name = "perpetuo.TrioInstrument",
+    .tp_basicsize = sizeof(TrioInstrumentObject),
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_doc = "A trio.abc.Instrument that drives a StallTracker for the run "
+              "it is added to.",
+    .tp_new = instrument_new,
+    .tp_dealloc = (destructor)instrument_dealloc,
+    .tp_methods = instrument_methods,
+    .tp_getset = instrument_getset,
+};

