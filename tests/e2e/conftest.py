@@ -401,3 +401,25 @@ def by_stall(records):
     for r in events(records):
         out.setdefault(r["stall_details"]["stall_id"], []).append(r)
     return out
+
+
+def python_interpreters():
+    """{"3.X": path} of the CPython interpreters on this machine: Debian's
+    python3, and pyenv's builds ($PYENV_ROOT, or ~/.pyenv)."""
+    found = {}
+    root = os.environ.get("PYENV_ROOT") or os.path.expanduser("~/.pyenv")
+    versions = os.path.join(root, "versions")
+    if os.path.isdir(versions):
+        for name in sorted(os.listdir(versions)):
+            parts = name.split(".")
+            exe = os.path.join(versions, name, "bin", "python3")
+            if len(parts) >= 2 and parts[0] == "3" and os.access(exe, os.X_OK):
+                found[f"3.{parts[1]}"] = exe
+    if os.access("/usr/bin/python3", os.X_OK):
+        out = subprocess.run(
+            ["/usr/bin/python3", "-c",
+             "import sys; print('%d.%d' % sys.version_info[:2])"],
+            capture_output=True, text=True).stdout.strip()
+        if out:
+            found[out] = "/usr/bin/python3"
+    return found
