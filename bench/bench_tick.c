@@ -52,6 +52,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "bench_util.h"
+
 #define BARRIER() __asm__ __volatile__("" ::: "memory")
 #define NOINLINE __attribute__((noinline))
 
@@ -178,30 +180,6 @@ static void print_table(const struct bench *benches, int count, int runs) {
 
 /* ----------------------------------------------------------------- main */
 
-/*
- * The watcher to run: $PERPETUO_WATCHER if set; else, when this binary sits
- * in a build tree (BUILDDIR/bench/bench_tick), the watcher built next to it,
- * BUILDDIR/libperpetuo/watcher/perpetuo; else NULL: the installed one.
- */
-static const char *watcher_path(char *buf, size_t size) {
-  const char *env = getenv("PERPETUO_WATCHER");
-  if (env && env[0])
-    return env;
-  ssize_t len = readlink("/proc/self/exe", buf, size - 1);
-  if (len <= 0)
-    return NULL;
-  buf[len] = '\0';
-  char *slash = strrchr(buf, '/');
-  if (!slash)
-    return NULL;
-  *slash = '\0'; /* BUILDDIR/bench */
-  static const char rel[] = "/../libperpetuo/watcher/perpetuo";
-  if ((size_t)(slash - buf) + sizeof(rel) > size)
-    return NULL;
-  memcpy(slash, rel, sizeof(rel));
-  return access(buf, X_OK) == 0 ? buf : NULL;
-}
-
 static void usage(void) {
   fputs("Usage: bench_tick [--runs R] [--iterations N] [--no-watcher]\n",
         stderr);
@@ -262,7 +240,7 @@ int main(int argc, char **argv) {
   perpetuo_watch_options_init(&opts);
   opts.poll_interval_ms = WATCH_POLL_MS;
   char path[PATH_MAX];
-  opts.watcher_path = watcher_path(path, sizeof(path));
+  opts.watcher_path = bench_watcher_path(path, sizeof(path));
   int err = perpetuo_watch_start(&opts);
   if (err) {
     fprintf(stderr,

@@ -44,6 +44,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "bench_util.h"
+
 #define NOINLINE __attribute__((noinline))
 
 #define DEPTH 40
@@ -149,28 +151,6 @@ static void stall_repeatedly(void) {
   }
 }
 
-/* As bench_tick: $PERPETUO_WATCHER, else the build tree's, else NULL. */
-static const char *watcher_path(char *buf, size_t size) {
-  if (cfg.watcher)
-    return cfg.watcher;
-  const char *env = getenv("PERPETUO_WATCHER");
-  if (env && env[0])
-    return env;
-  ssize_t len = readlink("/proc/self/exe", buf, size - 1);
-  if (len <= 0)
-    return NULL;
-  buf[len] = '\0';
-  char *slash = strrchr(buf, '/');
-  if (!slash)
-    return NULL;
-  *slash = '\0';
-  static const char rel[] = "/../libperpetuo/watcher/perpetuo";
-  if ((size_t)(slash - buf) + sizeof(rel) > size)
-    return NULL;
-  memcpy(slash, rel, sizeof(rel));
-  return access(buf, X_OK) == 0 ? buf : NULL;
-}
-
 static void usage(void) {
   fputs("Usage: capture_target --output PATH [--threads N] [--stalls M] "
         "[--stall-ms S]\n"
@@ -252,7 +232,8 @@ int main(int argc, char **argv) {
   opts.native_stacks = cfg.native_stacks;
   opts.all_threads = cfg.all_threads;
   char path[PATH_MAX];
-  opts.watcher_path = watcher_path(path, sizeof(path));
+  opts.watcher_path =
+      cfg.watcher ? cfg.watcher : bench_watcher_path(path, sizeof(path));
   err = perpetuo_watch_start(&opts);
   if (err) {
     fprintf(stderr, "capture_target: cannot start the watcher %s (%s)\n",

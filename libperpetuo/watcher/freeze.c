@@ -47,10 +47,14 @@ static unsigned char *copy_buffer(struct frozen_thread *t, size_t len) {
   return malloc(len);
 }
 
-/* Threads seized that had not stopped when we gave up waiting. */
-#define LINGERING_MAX 64
-static pid_t lingering[LINGERING_MAX];
-static size_t lingering_count;
+/*
+ * Whether some tracee may still need us: a thread seized that had not
+ * stopped when we gave up waiting, or one that died traced. They are not
+ * listed: outside freeze_threads() every tracee of ours is one of them, and
+ * the watcher has no children, so whatever waitpid(-1) reports is ours to
+ * detach or reap, however many there are.
+ */
+static bool lingering;
 
 static int64_t now_ns(void) {
   struct timespec ts;
@@ -111,31 +115,25 @@ static void reap_if_dead(pid_t tid) {
     ;
 }
 
-static void add_lingering(pid_t tid) {
-  if (lingering_count < LINGERING_MAX)
-    lingering[lingering_count++] = tid;
-  /* Past that, the kernel detaches them when the watcher exits. */
-}
-
 void freeze_settle(void) {
-  size_t kept = 0;
-  for (size_t i = 0; i < lingering_count; i++) {
-    pid_t tid = lingering[i];
+  while (lingering) {
     int status;
-    pid_t r = waitpid(tid, &status, __WALL | WNOHANG);
-    if (r == 0) {
-      lingering[kept++] = tid; /* still not stopped */
+    pid_t r = waitpid(-1, &status, __WALL | WNOHANG);
+    if (r < 0 && errno == EINTR)
       continue;
+    if (r < 0) {
+      lingering = false; /* ECHILD: no tracee left at all */
+      return;
     }
-    if (r == tid && WIFSTOPPED(status))
-      ptrace(PTRACE_DETACH, tid, 0,
-             (void *)(intptr_t)signal_to_reinject(status));
-    /* Exited, or not ours any more (ECHILD): nothing left to do. */
+    if (r == 0)
+      return; /* the others still run: they stop later */
+    if (WIFSTOPPED(status))
+      ptrace(PTRACE_DETACH, r, 0, (void *)(intptr_t)signal_to_reinject(status));
+    /* Else it exited, and is now reaped. */
   }
-  lingering_count = kept;
 }
 
-size_t freeze_lingering(void) { return lingering_count; }
+bool freeze_lingering(void) { return lingering; }
 
 static bool read_regs(pid_t tid, struct user_regs_struct *regs) {
   struct iovec iov = {.iov_base = regs, .iov_len = sizeof(*regs)};
@@ -297,14 +295,19 @@ int freeze_threads(pid_t pid, struct frozen_thread *threads, size_t n,
       continue;
     if (!t->stopped) {
       t->status = FROZEN_NO_STOP;
-      add_lingering(t->tid);
+      lingering = true;
       continue;
     }
     int sig = signal_to_reinject(t->wait_status);
-    if (ptrace(PTRACE_DETACH, t->tid, 0, (void *)(intptr_t)sig) < 0)
+    if (ptrace(PTRACE_DETACH, t->tid, 0, (void *)(intptr_t)sig) < 0) {
       reap_if_dead(t->tid);
+      lingering = true; /* not dead yet, or a leader with threads to go */
+    }
   }
   result->pause_ns = now_ns() - start;
+  /* A dead leader can be reaped only after its other threads: now, so that
+   * its parent's wait is not held up until the watcher exits. */
+  freeze_settle();
   return 0;
 }
 

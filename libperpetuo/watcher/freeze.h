@@ -7,7 +7,8 @@
  * The target is always resumed: every thread stopped is detached before
  * freeze_threads() returns, whatever failed; a thread that does not stop in
  * time (uninterruptible sleep) is detached as soon as it stops, from
- * freeze_settle(); and should the watcher die, the kernel detaches and
+ * freeze_settle(), which the watcher calls on every poll and while it waits
+ * to write a report; and should the watcher die, the kernel detaches and
  * resumes its tracees (we never ask for PTRACE_O_EXITKILL).
  */
 #ifndef PERPETUO_WATCHER_FREEZE_H
@@ -91,7 +92,7 @@ void freeze_release(struct frozen_thread *threads, size_t n);
  */
 void freeze_settle(void);
 
-/* Whether freeze_settle() still has threads to look after. */
-size_t freeze_lingering(void);
+/* Whether freeze_settle() may still have threads to look after. */
+bool freeze_lingering(void);
 
 #endif

@@ -365,6 +365,7 @@ int main(int argc, char **argv) {
   w.capturer_ok =
       capturer_init(&w.capturer, w.target.pid, w.opts.all_threads) == 0;
   reporter_init(&w.reporter, w.opts.json_mode, out_fd, &w.target);
+  w.reporter.waiting = freeze_settle;
 
   w.loop = uv_default_loop();
   uv_timer_init(w.loop, &w.timer);

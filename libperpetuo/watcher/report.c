@@ -2,6 +2,8 @@
 
 #include <errno.h>
 #include <inttypes.h>
+#include <limits.h>
+#include <poll.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
@@ -15,6 +17,7 @@ void reporter_init(struct reporter *r, bool json, int fd,
   r->json = json;
   r->fd = fd;
   r->target = target;
+  r->waiting = NULL;
   buf_init(&r->buf);
 }
 
@@ -461,8 +464,23 @@ int reporter_flush(struct reporter *r) {
     return 0; /* out of memory for this record: drop it, keep watching */
   size_t done = 0;
   while (done < r->buf.len) {
-    ssize_t n = write(r->fd, r->buf.data + done, r->buf.len - done);
-    if (n < 0 && errno == EINTR)
+    /* Never block in write(): the output may be the target's stderr, a
+     * pipe its reader leaves full; wait for room in slices instead, and
+     * write no more than a pipe takes at once when it has room. */
+    struct pollfd pfd = {.fd = r->fd, .events = POLLOUT};
+    int ready = poll(&pfd, 1, 20);
+    if (ready < 0 && errno != EINTR)
+      return -errno;
+    if (ready <= 0) {
+      if (r->waiting)
+        r->waiting();
+      continue;
+    }
+    if (pfd.revents & (POLLERR | POLLNVAL))
+      return pfd.revents & POLLNVAL ? -EBADF : -EPIPE;
+    size_t chunk = r->buf.len - done < PIPE_BUF ? r->buf.len - done : PIPE_BUF;
+    ssize_t n = write(r->fd, r->buf.data + done, chunk);
+    if (n < 0 && (errno == EINTR || errno == EAGAIN))
       continue;
     if (n < 0)
       return -errno;

@@ -18,6 +18,9 @@
 struct reporter {
   bool json;
   int fd;
+  /* Called while a report waits for room in its output (a pipe nobody
+   * reads for a while), so the watcher's duties that cannot wait go on. */
+  void (*waiting)(void);
   const struct target *target;
   struct buf buf;
 };

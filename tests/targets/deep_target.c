@@ -59,6 +59,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#define TARGET_NAME "deep_target"
 #include "target_util.h"
 
 #define DEPTH 40
@@ -89,18 +90,6 @@ static int finished; /* stalls the staller has come back from */
 static pid_t staller_tid, idler_tids[IDLERS];
 static volatile int stop; /* the main thread ends a spin or nap */
 static volatile int sink; /* keeps the recursion's work observable */
-
-static void usage(const char *why) {
-  fprintf(stderr, "deep_target: %s\n", why);
-  exit(2);
-}
-
-static void check(int err, const char *what) {
-  if (err) {
-    say("FAILED %s: %s", what, perpetuo_strerror(err));
-    exit(3);
-  }
-}
 
 static pid_t thread_tid(void) { return (pid_t)syscall(SYS_gettid); }
 
@@ -216,24 +205,6 @@ static void staller_run(enum how how, int64_t ns) {
   while (finished < target)
     pthread_cond_wait(&changed, &lock);
   pthread_mutex_unlock(&lock);
-}
-
-static int64_t seconds_ns(const char *text) {
-  char *end;
-  errno = 0;
-  double s = strtod(text, &end);
-  if (errno || *end || !(s >= 0) || s > 3600)
-    usage("a step's duration must be seconds from 0 to 3600");
-  return (int64_t)(s * 1e9);
-}
-
-static uint32_t parse_u32(const char *text) {
-  char *end;
-  errno = 0;
-  unsigned long v = text ? strtoul(text, &end, 10) : 0;
-  if (!text || errno || *end || v > UINT32_MAX)
-    usage("a numeric option needs a number");
-  return (uint32_t)v;
 }
 
 static void read_line(void) {

@@ -53,16 +53,12 @@
 #include <time.h>
 #include <unistd.h>
 
+#define TARGET_NAME "stall_target"
 #include "target_util.h"
 
 static perpetuo_watch_options_t watch_opts;
 static perpetuo_tracker_t *tracker;
 static volatile sig_atomic_t in_wait, got_term;
-
-static void usage(const char *why) {
-  fprintf(stderr, "stall_target: %s\n", why);
-  exit(2);
-}
 
 static void on_term(int sig) {
   (void)sig;
@@ -77,24 +73,6 @@ static void sleep_ns(int64_t ns) {
     ;
 }
 
-static int64_t seconds_ns(const char *text) {
-  char *end;
-  errno = 0;
-  double s = strtod(text, &end);
-  if (errno || *end || !(s >= 0) || s > 3600)
-    usage("a step's duration must be seconds from 0 to 3600");
-  return (int64_t)(s * 1e9);
-}
-
-static uint32_t parse_u32(const char *text) {
-  char *end;
-  errno = 0;
-  unsigned long v = text ? strtoul(text, &end, 10) : 0;
-  if (!text || errno || *end || v > UINT32_MAX)
-    usage("a numeric option needs a number");
-  return (uint32_t)v;
-}
-
 /* Reads stdin up to a newline (1) or EOF / error / SIGTERM (0). */
 static int read_line(void) {
   char c;
@@ -107,13 +85,6 @@ static int read_line(void) {
     if (n < 0 && errno == EINTR && !got_term)
       continue;
     return 0;
-  }
-}
-
-static void check(int err, const char *what) {
-  if (err) {
-    say("FAILED %s: %s", what, perpetuo_strerror(err));
-    exit(3);
   }
 }
 

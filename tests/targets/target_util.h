@@ -2,9 +2,12 @@
 #ifndef PERPETUO_TEST_TARGET_UTIL_H
 #define PERPETUO_TEST_TARGET_UTIL_H
 
+#include <errno.h>
+#include <perpetuo.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <time.h>
 
 /* CLOCK_MONOTONIC in ns: the clock of the watcher's monotonic_ns. */
@@ -25,5 +28,47 @@ static inline void say(const char *fmt, ...) {
   putchar('\n');
   fflush(stdout);
 }
+
+/*
+ * Option and error helpers, for a target that defines TARGET_NAME (its
+ * program name) before including this.
+ */
+#ifdef TARGET_NAME
+
+/* Bad usage: one sentence on stderr, exit status 2. */
+static inline void usage(const char *why) {
+  fprintf(stderr, TARGET_NAME ": %s\n", why);
+  exit(2);
+}
+
+/* A library call failed: say so on stdout (the tests read it), exit 3. */
+static inline void check(int err, const char *what) {
+  if (err) {
+    say("FAILED %s: %s", what, perpetuo_strerror(err));
+    exit(3);
+  }
+}
+
+/* A step's duration: seconds, 0 to 3600, as nanoseconds. */
+static inline int64_t seconds_ns(const char *text) {
+  char *end;
+  errno = 0;
+  double s = strtod(text, &end);
+  if (errno || *end || !(s >= 0) || s > 3600)
+    usage("a step's duration must be seconds from 0 to 3600");
+  return (int64_t)(s * 1e9);
+}
+
+/* A numeric option's value. */
+static inline uint32_t parse_u32(const char *text) {
+  char *end;
+  errno = 0;
+  unsigned long v = text ? strtoul(text, &end, 10) : 0;
+  if (!text || errno || *end || v > UINT32_MAX)
+    usage("a numeric option needs a number");
+  return (uint32_t)v;
+}
+
+#endif /* TARGET_NAME */
 
 #endif
