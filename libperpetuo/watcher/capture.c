@@ -156,11 +156,9 @@ static void unwind_and_name(struct capturer *c, const struct frozen_thread *f,
   tc->frame_count = count;
 }
 
-void capture_take(struct capturer *c, const struct capture_request *req,
-                  struct capture *cap) {
-  int64_t start = now_ns();
-  int n = 0;
-  *cap = (struct capture){0};
+/* Rereads the target's maps; a change of modules drops what depends on
+ * them. Returns whether the modules changed. */
+static bool refresh_maps(struct capturer *c) {
   uint64_t old_hash = c->maps.modules_hash;
   bool had_maps = c->maps_read;
   if (maps_read(&c->maps, c->pid) == 0)
@@ -169,6 +167,20 @@ void capture_take(struct capturer *c, const struct capture_request *req,
   unwinder_set_maps(c->unwinder, c->maps_read ? &c->maps : NULL, changed);
   if (changed)
     symbolizer_refresh(c->symbolizer);
+  return changed;
+}
+
+void capturer_warm(struct capturer *c) {
+  refresh_maps(c);
+  symbolizer_warm(c->symbolizer);
+}
+
+void capture_take(struct capturer *c, const struct capture_request *req,
+                  struct capture *cap) {
+  int64_t start = now_ns();
+  int n = 0;
+  *cap = (struct capture){0};
+  refresh_maps(c);
 
   /* Which threads: the relevant one alone when we can name it and no one
    * asked for all; else all (to find it by its pthread_t, or for want of

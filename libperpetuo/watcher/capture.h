@@ -64,6 +64,13 @@ struct capturer {
 int capturer_init(struct capturer *c, pid_t pid, bool all_threads);
 void capturer_free(struct capturer *c);
 
+/*
+ * Reads what naming frames needs (the modules' symbols and debug
+ * information) ahead of the first stall, whose report would otherwise wait
+ * for it.
+ */
+void capturer_warm(struct capturer *c);
+
 /* Always fills `out` (free it with capture_free), errors included. */
 void capture_take(struct capturer *c, const struct capture_request *req,
                   struct capture *out);

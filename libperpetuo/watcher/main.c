@@ -54,6 +54,7 @@ struct watcher {
   bool capturer_ok;
   uv_loop_t *loop;
   uv_timer_t timer;
+  uv_timer_t warm;
   uv_poll_t exit_watch;
   uv_signal_t sigterm, sigint, sighup;
   bool stopping; /* stop_watching() has run: no more polls, no more records */
@@ -233,6 +234,15 @@ static void poll_once(struct watcher *w) {
 
 static void on_timer(uv_timer_t *timer) { poll_once(timer->data); }
 
+/* Once watching: the capturer's slow first steps, before any stall needs
+ * them (the library's start is not held up: it has its answer already). */
+static void on_warm(uv_timer_t *timer) {
+  struct watcher *w = timer->data;
+  if (!w->stopping)
+    capturer_warm(&w->capturer);
+  uv_close((uv_handle_t *)timer, NULL);
+}
+
 static void on_target_exit(uv_poll_t *handle, int status, int events) {
   struct watcher *w = handle->data;
   char why[96];
@@ -400,6 +410,11 @@ int main(int argc, char **argv) {
   emit_info(&w, "INFO", "watch_started", message);
   uint64_t period_ms = (uint64_t)(w.opts.poll_interval_ns / 1000000);
   uv_timer_start(&w.timer, on_timer, period_ms, period_ms);
+  if (w.capturer_ok && !w.opts.no_stacks) {
+    uv_timer_init(w.loop, &w.warm);
+    w.warm.data = &w;
+    uv_timer_start(&w.warm, on_warm, 0, 0);
+  }
   if (w.opts.control_fd >= 0) {
     int32_t ok = 0;
     if (write(w.opts.control_fd, &ok, sizeof(ok)) != (ssize_t)sizeof(ok))

@@ -77,6 +77,19 @@ int symbolizer_refresh(struct symbolizer *s) {
   return err > 0 ? -err : err < 0 ? -EINVAL : 0;
 }
 
+static int warm_module(Dwfl_Module *mod, void **userdata, const char *name,
+                       Dwarf_Addr start, void *arg) {
+  Dwarf_Addr bias;
+  dwfl_module_getsymtab(mod);
+  dwfl_module_getdwarf(mod, &bias);
+  return DWARF_CB_OK;
+}
+
+void symbolizer_warm(struct symbolizer *s) {
+  if (s->reported)
+    dwfl_getmodules(s->dwfl, warm_module, NULL, 0);
+}
+
 static char *dup_or_null(const char *s) { return s ? strdup(s) : NULL; }
 
 static void frame_copy(struct native_frame *to,

@@ -32,6 +32,13 @@ void symbolizer_free(struct symbolizer *s);
 int symbolizer_refresh(struct symbolizer *s);
 
 /*
+ * Reads every module's symbol table and debug information now (tens of
+ * milliseconds for a large process), so that the first stall's report does
+ * not wait for it.
+ */
+void symbolizer_warm(struct symbolizer *s);
+
+/*
  * Describes `ip` into out[0..max): several frames when functions were
  * inlined there, innermost first; always at least one (max >= 1). A return
  * address is looked up one byte back, inside the call instruction. Returns
