@@ -34,11 +34,12 @@ import argparse
 import json
 import math
 import os
-import platform
 import statistics
 import subprocess
 import sys
 import tempfile
+
+from benchlib import machine_description
 
 STALL_MS = 80
 IDLE_MS = 20
@@ -177,18 +178,7 @@ def fmt(value):
 
 
 def print_context():
-    model = "?"
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    model = line.split(":", 1)[1].strip()
-                    break
-    except OSError:
-        pass
-    print("machine: %d CPUs (%s), kernel %s %s, load average %s"
-          % (os.cpu_count() or 0, model, platform.system(), platform.release(),
-             " ".join("%.2f" % x for x in os.getloadavg())))
+    print("machine: " + machine_description())
 
 
 def main():

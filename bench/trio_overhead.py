@@ -55,12 +55,13 @@ Exits non-zero, with one sentence, if a configuration fails.
 import argparse
 import json
 import os
-import platform
 import statistics
 import subprocess
 import sys
 import threading
 import time
+
+from benchlib import machine_description
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 WORKLOAD = os.path.join(HERE, "trio_workload.py")
@@ -397,18 +398,7 @@ def ratio(a, b):
 
 
 def machine():
-    model = "?"
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    model = line.split(":", 1)[1].strip()
-                    break
-    except OSError:
-        pass
-    return "%d CPUs (%s), kernel %s %s, load average %s" % (
-        os.cpu_count() or 0, model, platform.system(), platform.release(),
-        " ".join("%.2f" % x for x in os.getloadavg()))
+    return machine_description()
 
 
 def package_version(python, env):
