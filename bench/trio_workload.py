@@ -24,7 +24,8 @@ ROLE
          Where an instrument's time goes, inside one task step: for each of
          the no-op C hooks, the no-op Python hooks and (when HOOKS names it)
          perpetuo's instrument, N pairs of after_task_step + before_task_step
-         called directly, then through trio's dispatch (the Instruments
+         (before_task_step alone for an instrument without the other: this
+         project's, which ticks at each step's start) called directly, then through trio's dispatch (the Instruments
          object trio.run calls them through), net of an empty loop; prints
          {"hooks":NAME,"direct_ns":PAIR,"dispatch_ns":PAIR} for each.
   server prints {"port":P}, then echoes what each connection sends until
@@ -155,17 +156,23 @@ def current_instruments():
 
 
 def time_direct(iterations, hooks, task):
-    """ns per hooks.after_task_step(task) + hooks.before_task_step(task),
-    net of the same empty loop. In that order: the step this runs in is
-    active, and stays so."""
+    """ns per hooks.after_task_step(task) + hooks.before_task_step(task)
+    (or before_task_step alone, for an instrument with no after hook), net
+    of the same empty loop. In that order: the step this runs in is active,
+    and stays so."""
     start = time.perf_counter_ns()
     for _ in range(iterations):
         pass
     empty = time.perf_counter_ns() - start
+    after = getattr(hooks, "after_task_step", None)
     start = time.perf_counter_ns()
-    for _ in range(iterations):
-        hooks.after_task_step(task)
-        hooks.before_task_step(task)
+    if after is None:
+        for _ in range(iterations):
+            hooks.before_task_step(task)
+    else:
+        for _ in range(iterations):
+            after(task)
+            hooks.before_task_step(task)
     return (time.perf_counter_ns() - start - empty) / iterations
 
 

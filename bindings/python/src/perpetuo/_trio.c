@@ -1,7 +1,16 @@
 /*
- * The Trio instrument, in C: trio calls before_task_step and
- * after_task_step around every task step, so these must not cost a Python
- * frame each. Trio finds hooks by attribute name, so C methods serve.
+ * The Trio instrument, in C: trio calls its hooks on every task step, so
+ * they must not cost a Python frame each; trio finds hooks by attribute
+ * name, so C methods serve.
+ *
+ * A stall is a task step that runs too long. Rather than going active and
+ * idle around every step (two hooks a step, and trio's dispatch of a hook
+ * costs several times what the hook does), the run loop's tracker goes idle
+ * only in trio's I/O waits (before_io_wait, after_io_wait: twice a batch of
+ * steps), and each step's start ticks it (before_task_step: +2, still
+ * active, but moving). The counter then stands still exactly while one step
+ * runs, or while trio's own scheduling between steps does: the same stalls,
+ * for one hook a step.
  *
  * The tracker is created with the instrument, which instrument_trio() does
  * inside trio.run, in the middle of a task step: so it starts active, blames
@@ -102,30 +111,24 @@ static void stop_tracking(TrioInstrumentObject *self) {
   self->detail = NULL;
 }
 
+/* A step begins: active (if not already), and moving. One store. */
 static PyObject *before_task_step(TrioInstrumentObject *self, PyObject *task) {
   if (!self->tracker) {
     if (start_tracking(self)) /* a new tracker starts active */
       return NULL;
-  } else if (!perpetuo_counter_is_active(self->counter)) {
-    perpetuo_counter_enter(self->counter);
+  } else {
+    uint64_t c = __atomic_load_n(self->counter, __ATOMIC_RELAXED);
+    __atomic_store_n(self->counter, c + ((c & 1) ? 2 : 1), __ATOMIC_RELEASE);
   }
   publish_task(self, task);
   Py_RETURN_NONE;
 }
 
-static PyObject *after_task_step(TrioInstrumentObject *self, PyObject *task) {
-  if (!self->tracker && start_tracking(self))
-    return NULL;
-  if (perpetuo_counter_is_active(self->counter))
-    perpetuo_counter_leave(self->counter);
-  Py_RETURN_NONE;
-}
-
 /*
- * The cheaper mode: active from the end of one I/O wait to the start of the
- * next, so one pair of ticks per run-loop batch rather than per task step.
- * It also reports a batch of many short steps that together hold the loop
- * past the threshold; it cannot name the task.
+ * Both modes go idle in trio's I/O waits. The io_waits mode has only these
+ * two hooks: active from the end of one I/O wait to the start of the next,
+ * so it also reports a batch of many short steps that together hold the
+ * loop past the threshold; it cannot name the task.
  */
 static PyObject *before_io_wait(TrioInstrumentObject *self, PyObject *timeout) {
   if (self->tracker && perpetuo_counter_is_active(self->counter))
@@ -176,9 +179,11 @@ static void instrument_dealloc(TrioInstrumentObject *self) {
 
 static PyMethodDef instrument_methods[] = {
     {"before_task_step", (PyCFunction)before_task_step, METH_O,
-     "trio hook: the run loop goes active."},
-    {"after_task_step", (PyCFunction)after_task_step, METH_O,
-     "trio hook: the run loop goes idle."},
+     "trio hook: a step begins: the run loop is active, and moving."},
+    {"before_io_wait", (PyCFunction)before_io_wait, METH_O,
+     "trio hook: the run loop is about to wait for I/O: idle."},
+    {"after_io_wait", (PyCFunction)after_io_wait, METH_O,
+     "trio hook: the run loop woke up: active."},
     {"after_run", (PyCFunction)after_run, METH_NOARGS,
      "trio hook: the run is over; release the tracker."},
     {NULL, NULL, 0, NULL},
