@@ -5,12 +5,12 @@
  *
  * A stall is a task step that runs too long. Rather than going active and
  * idle around every step (two hooks a step, and trio's dispatch of a hook
- * costs several times what the hook does), the run loop's tracker goes idle
- * only in trio's I/O waits (before_io_wait, after_io_wait: twice a batch of
- * steps), and each step's start ticks it (before_task_step: +2, still
- * active, but moving). The counter then stands still exactly while one step
- * runs, or while trio's own scheduling between steps does: the same stalls,
- * for one hook a step.
+ * costs several times what the hook does), each step's start ticks the run
+ * loop's tracker (before_task_step: active if it was idle, +2 if it was
+ * active: moving) and it goes idle only when trio waits for I/O
+ * (before_io_wait, once a batch of steps). The counter then stands still
+ * exactly while one step runs, or trio's own scheduling after it: the same
+ * stalls, for little more than one hook a step.
  *
  * The tracker is created with the instrument, which instrument_trio() does
  * inside trio.run, in the middle of a task step: so it starts active, blames
@@ -182,8 +182,6 @@ static PyMethodDef instrument_methods[] = {
      "trio hook: a step begins: the run loop is active, and moving."},
     {"before_io_wait", (PyCFunction)before_io_wait, METH_O,
      "trio hook: the run loop is about to wait for I/O: idle."},
-    {"after_io_wait", (PyCFunction)after_io_wait, METH_O,
-     "trio hook: the run loop woke up: active."},
     {"after_run", (PyCFunction)after_run, METH_NOARGS,
      "trio hook: the run is over; release the tracker."},
     {NULL, NULL, 0, NULL},
