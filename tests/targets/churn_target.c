@@ -155,22 +155,11 @@ int main(int argc, char **argv) {
   uint32_t blockers = 0, block_ms = 100;
   for (int i = 1; i < argc; i++) {
     const char *arg = argv[i], *value = i + 1 < argc ? argv[i + 1] : NULL;
-    if (!strcmp(arg, "--watch")) {
+    int used = watch_option(arg, value, &wopts);
+    if (used) {
+      i += used - 1;
+    } else if (!strcmp(arg, "--watch")) {
       watch = 1;
-    } else if (!strcmp(arg, "--json")) {
-      wopts.json_mode = 1;
-    } else if (!strcmp(arg, "--all-threads")) {
-      wopts.all_threads = 1;
-    } else if (!strcmp(arg, "--output") && value) {
-      wopts.output_path = value, i++;
-    } else if (!strcmp(arg, "--output-fd")) {
-      wopts.output_fd = (int)parse_u32(value), i++;
-    } else if (!strcmp(arg, "--alert-ms")) {
-      wopts.alert_interval_ms = parse_u32(value), i++;
-    } else if (!strcmp(arg, "--poll-ms")) {
-      wopts.poll_interval_ms = parse_u32(value), i++;
-    } else if (!strcmp(arg, "--suppress-ms")) {
-      wopts.traceback_suppress_ms = parse_u32(value), i++;
     } else if (!strcmp(arg, "--stall-ms")) {
       stall_ms = parse_u32(value), i++;
     } else if (!strcmp(arg, "--gap-ms")) {

@@ -249,24 +249,13 @@ int main(int argc, char **argv) {
   int watch = 0, i;
   for (i = 1; i < argc && !strncmp(argv[i], "--", 2); i++) {
     const char *arg = argv[i], *value = i + 1 < argc ? argv[i + 1] : NULL;
-    if (!strcmp(arg, "--hint") && value) {
+    int used = watch_option(arg, value, &watch_opts);
+    if (used) {
+      i += used - 1;
+    } else if (!strcmp(arg, "--hint") && value) {
       hint = value, i++;
     } else if (!strcmp(arg, "--watch")) {
       watch = 1;
-    } else if (!strcmp(arg, "--json")) {
-      watch_opts.json_mode = 1;
-    } else if (!strcmp(arg, "--all-threads")) {
-      watch_opts.all_threads = 1;
-    } else if (!strcmp(arg, "--output") && value) {
-      watch_opts.output_path = value, i++;
-    } else if (!strcmp(arg, "--output-fd")) {
-      watch_opts.output_fd = (int)parse_u32(value), i++;
-    } else if (!strcmp(arg, "--alert-ms")) {
-      watch_opts.alert_interval_ms = parse_u32(value), i++;
-    } else if (!strcmp(arg, "--poll-ms")) {
-      watch_opts.poll_interval_ms = parse_u32(value), i++;
-    } else if (!strcmp(arg, "--suppress-ms")) {
-      watch_opts.traceback_suppress_ms = parse_u32(value), i++;
     } else if (!strcmp(arg, "--threshold-ms")) {
       tracker_opts.threshold_ms = parse_u32(value), i++;
     } else {

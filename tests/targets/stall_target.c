@@ -8,6 +8,8 @@
  *                      test attaches one with `perpetuo watch PID`)
  *   --json             the watcher writes JSON lines
  *   --output FILE      the watcher appends to FILE
+ *   --output-fd N      the watcher writes to file descriptor N
+ *   --all-threads      the watcher takes every thread's stack
  *   --alert-ms N       the watcher's alert interval (default 200)
  *   --poll-ms N        the watcher's poll interval (default 10)
  *   --suppress-ms N    the watcher's traceback suppression (default 30000)
@@ -171,18 +173,11 @@ int main(int argc, char **argv) {
   int watch = 0, i;
   for (i = 1; i < argc && !strncmp(argv[i], "--", 2); i++) {
     const char *arg = argv[i], *value = i + 1 < argc ? argv[i + 1] : NULL;
-    if (!strcmp(arg, "--watch")) {
+    int used = watch_option(arg, value, &watch_opts);
+    if (used) {
+      i += used - 1;
+    } else if (!strcmp(arg, "--watch")) {
       watch = 1;
-    } else if (!strcmp(arg, "--json")) {
-      watch_opts.json_mode = 1;
-    } else if (!strcmp(arg, "--output") && value) {
-      watch_opts.output_path = value, i++;
-    } else if (!strcmp(arg, "--alert-ms")) {
-      watch_opts.alert_interval_ms = parse_u32(value), i++;
-    } else if (!strcmp(arg, "--poll-ms")) {
-      watch_opts.poll_interval_ms = parse_u32(value), i++;
-    } else if (!strcmp(arg, "--suppress-ms")) {
-      watch_opts.traceback_suppress_ms = parse_u32(value), i++;
     } else if (!strcmp(arg, "--threshold-ms")) {
       topts.threshold_ms = parse_u32(value), i++;
     } else if (!strcmp(arg, "--name") && value) {

@@ -8,6 +8,7 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <time.h>
 
 /* CLOCK_MONOTONIC in ns: the clock of the watcher's monotonic_ns. */
@@ -67,6 +68,40 @@ static inline uint32_t parse_u32(const char *text) {
   if (!text || errno || *end || v > UINT32_MAX)
     usage("a numeric option needs a number");
   return (uint32_t)v;
+}
+
+/*
+ * The watcher options every target takes: --json, --all-threads,
+ * --output FILE, --output-fd N, --alert-ms N, --poll-ms N, --suppress-ms N.
+ * Returns how many arguments it used (1 or 2), or 0 if `arg` is not one.
+ */
+static inline int watch_option(const char *arg, const char *value,
+                               perpetuo_watch_options_t *o) {
+  if (!strcmp(arg, "--json")) {
+    o->json_mode = 1;
+    return 1;
+  }
+  if (!strcmp(arg, "--all-threads")) {
+    o->all_threads = 1;
+    return 1;
+  }
+  if (!strcmp(arg, "--output") && value) {
+    o->output_path = value;
+    return 2;
+  }
+  uint32_t *ms = !strcmp(arg, "--alert-ms")      ? &o->alert_interval_ms
+                 : !strcmp(arg, "--poll-ms")     ? &o->poll_interval_ms
+                 : !strcmp(arg, "--suppress-ms") ? &o->traceback_suppress_ms
+                                                 : NULL;
+  if (ms) {
+    *ms = parse_u32(value);
+    return 2;
+  }
+  if (!strcmp(arg, "--output-fd")) {
+    o->output_fd = (int)parse_u32(value);
+    return 2;
+  }
+  return 0;
 }
 
 #endif /* TARGET_NAME */
