@@ -273,3 +273,26 @@ def test_task_steps_mode_sees_only_the_blocking_task(run):
     began = s.stalls()
     assert len(began) == 1, s.records()
     assert began[0]["stall_details"]["detail"] == "__main__.main"
+
+
+@pytest.mark.parametrize("suppress,limited", [(10.0, True), (0.0, False)])
+def test_traceback_suppress_is_honoured(run, suppress, limited):
+    # The original passed the alert interval in its place.
+    s = run(f"""
+import threading, time, perpetuo
+perpetuo.start_watcher(alert_interval=0.1, traceback_suppress={suppress})
+t = perpetuo.StallTracker("twice", threading.get_ident())
+t.go_idle()
+for _ in range(2):
+    with t:
+        time.sleep(0.3)
+    time.sleep(0.1)
+t.close()
+""")
+    assert s.finish() == 0, s.err.decode()
+    began = s.stalls()
+    assert len(began) == 2, s.records()
+    assert began[0]["stall_details"]["rate_limited"] is False
+    assert began[0]["stall_details"]["relevant_traces"]
+    assert began[1]["stall_details"]["rate_limited"] is limited
+    assert bool(began[1]["stall_details"]["relevant_traces"]) is not limited
