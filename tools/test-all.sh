@@ -35,6 +35,10 @@ PYTHON=$venv/bin/python abs_top_builddir=$PWD/build top_srcdir=$PWD \
   PERPETUO_WATCHER=$PWD/build/libperpetuo/watcher/perpetuo \
   sh tests/python/run.sh
 
+# The same tests under every CPython 3.9-3.13 on the machine, each with the
+# extension built for it.
+tools/python-matrix.sh
+
 # The package as users install it: the wheel, and pip against the library.
 tests/packaging/run.sh
 

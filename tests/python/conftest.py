@@ -32,7 +32,10 @@ def _builddir():
 def pyenv():
     """The environment a scenario runs in."""
     build = _builddir()
-    stage = os.path.join(build, "bindings", "python", "stage")
+    # The package built for the interpreter running these tests: make's
+    # stage, or another one (tools/python-matrix.sh, one per version).
+    stage = os.environ.get("PERPETUO_PYTHON_STAGE") or os.path.join(
+        build, "bindings", "python", "stage")
     if not os.path.isdir(os.path.join(stage, "perpetuo")):
         pytest.skip(f"the perpetuo package is not staged in {stage} (run make)")
     env = dict(os.environ)

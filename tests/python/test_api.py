@@ -259,9 +259,21 @@ def test_stall_gil_arguments():
     ({"traceback_suppress": -0.5}, ValueError),
 ])
 def test_start_watcher_bad_arguments(kwargs, error):
-    with pytest.raises(error):
+    with pytest.raises(error) as excinfo:
         perpetuo.start_watcher(**kwargs)
+    (name,) = kwargs
+    message = str(excinfo.value)
+    assert message.startswith(name) and "%" not in message, message
+    if error is ValueError:
+        assert " seconds" in message and "between" in message, message
     assert _perpetuo._watch_pid() == 0
+
+
+def test_start_watcher_range_message():
+    with pytest.raises(ValueError,
+                       match="^poll_interval must be between 0.001 and 60 "
+                             "seconds$"):
+        perpetuo.start_watcher(poll_interval=0)
 
 
 def test_start_watcher_is_keyword_only():

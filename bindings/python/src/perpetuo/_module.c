@@ -54,8 +54,11 @@ static int as_ms(PyObject *value, const char *what, double min_s, double max_s,
   if (s == -1.0 && PyErr_Occurred())
     return -1;
   if (!(s >= min_s && s <= max_s)) {
-    PyErr_Format(PyExc_ValueError, "%s must be between %g and %g seconds", what,
-                 min_s, max_s);
+    /* PyErr_Format has no %g (3.12 and later reject it outright). */
+    char message[128];
+    snprintf(message, sizeof(message), "%s must be between %g and %g seconds",
+             what, min_s, max_s);
+    PyErr_SetString(PyExc_ValueError, message);
     return -1;
   }
   double ms = s * 1000.0 + 0.5;
