@@ -157,8 +157,8 @@ static void unwind_and_name(struct capturer *c, const struct frozen_thread *f,
 }
 
 /* Rereads the target's maps; a change of modules drops what depends on
- * them. Returns whether the modules changed. */
-static bool refresh_maps(struct capturer *c) {
+ * them. */
+static void refresh_maps(struct capturer *c) {
   uint64_t old_hash = c->maps.modules_hash;
   bool had_maps = c->maps_read;
   if (maps_read(&c->maps, c->pid) == 0)
@@ -167,7 +167,6 @@ static bool refresh_maps(struct capturer *c) {
   unwinder_set_maps(c->unwinder, c->maps_read ? &c->maps : NULL, changed);
   if (changed)
     symbolizer_refresh(c->symbolizer);
-  return changed;
 }
 
 void capturer_warm(struct capturer *c) {
@@ -186,11 +185,10 @@ void capture_take(struct capturer *c, const struct capture_request *req,
    * asked for all; else all (to find it by its pthread_t, or for want of
    * knowing which it is). */
   bool resolve_by_pthread = req->want_relevant && !req->tid && req->pthread_id;
-  bool everyone =
-      c->all_threads || resolve_by_pthread || (req->want_relevant && !req->tid);
+  bool everyone = c->all_threads || (req->want_relevant && !req->tid);
+  struct frozen_thread *frozen = NULL;
   pid_t *tids = calloc(CAPTURE_THREADS_MAX, sizeof(*tids));
-  struct frozen_thread *frozen = calloc(CAPTURE_THREADS_MAX, sizeof(*frozen));
-  if (!tids || !frozen) {
+  if (!tids) {
     snprintf(cap->error, sizeof(cap->error), "no stacks: out of memory");
     goto out;
   }
@@ -223,7 +221,8 @@ void capture_take(struct capturer *c, const struct capture_request *req,
     goto out; /* nothing asked for: a tracker that names no thread */
 
   cap->threads = calloc((size_t)n, sizeof(*cap->threads));
-  if (!cap->threads) {
+  frozen = calloc((size_t)n, sizeof(*frozen));
+  if (!cap->threads || !frozen) {
     snprintf(cap->error, sizeof(cap->error), "no stacks: out of memory");
     goto out;
   }

@@ -79,18 +79,6 @@ static void emit_info(struct watcher *w, const char *severity,
   reporter_flush(&w->reporter);
 }
 
-/* The thread a slot blames, when it is known without stopping anything. */
-static pid_t slot_tid(const struct perpetuo__slot *slot) {
-  switch (slot->thread_hint) {
-  case PERPETUO_THREAD_REGISTRAR: return slot->reg_tid;
-  case PERPETUO_THREAD_NATIVE:
-    return slot->thread_id <= INT32_MAX ? (pid_t)slot->thread_id : 0;
-  case PERPETUO_THREAD_PTHREAD:
-    return slot->thread_id == slot->reg_pthread ? slot->reg_tid : 0;
-  }
-  return 0;
-}
-
 /* Notes the CPU time of threads whose tracker just got stuck. */
 static void note_stuck_counters(struct watcher *w, size_t n, int64_t now) {
   for (size_t i = 0; i < n; i++) {
@@ -107,7 +95,7 @@ static void note_stuck_counters(struct watcher *w, size_t n, int64_t now) {
     if (b->valid && b->generation == sample->generation &&
         b->counter == sample->counter)
       continue;
-    pid_t tid = slot_tid(&w->target.slots[i].slot);
+    pid_t tid = slot_blamed_tid(&w->target.slots[i].slot);
     b->generation = sample->generation;
     b->counter = sample->counter;
     b->tid = tid;

@@ -23,26 +23,33 @@ void reporter_init(struct reporter *r, bool json, int fd,
 
 void reporter_free(struct reporter *r) { buf_free(&r->buf); }
 
+int32_t slot_blamed_tid(const struct perpetuo__slot *slot) {
+  switch (slot->thread_hint) {
+  case PERPETUO_THREAD_REGISTRAR: return slot->reg_tid;
+  case PERPETUO_THREAD_NATIVE:
+    return slot->thread_id <= INT32_MAX ? (int32_t)slot->thread_id : 0;
+  case PERPETUO_THREAD_PTHREAD:
+    return slot->thread_id == slot->reg_pthread ? slot->reg_tid : 0;
+  }
+  return 0;
+}
+
 void blame_from_slot(const struct perpetuo__slot *slot,
                      const struct target *target, struct blame *out) {
-  *out = (struct blame){.hint = "none"};
+  *out = (struct blame){.hint = "none", .tid = slot_blamed_tid(slot)};
   switch (slot->thread_hint) {
   case PERPETUO_THREAD_REGISTRAR:
     out->hint = "registrar";
-    out->tid = slot->reg_tid;
     out->pthread_id = slot->reg_pthread;
     break;
   case PERPETUO_THREAD_NATIVE:
     out->hint = "native";
-    out->tid = (int32_t)slot->thread_id;
     if (out->tid == slot->reg_tid)
       out->pthread_id = slot->reg_pthread;
     break;
   case PERPETUO_THREAD_PTHREAD:
     out->hint = "pthread";
     out->pthread_id = slot->thread_id;
-    if (slot->thread_id == slot->reg_pthread)
-      out->tid = slot->reg_tid;
     break;
   case PERPETUO_THREAD_GIL_HOLDER: out->hint = "gil_holder"; break;
   }

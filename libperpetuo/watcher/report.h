@@ -46,6 +46,10 @@ struct stall_extra {
   char detail[PERPETUO_DETAIL_MAX];
 };
 
+/* The native thread a slot blames, when it is known without stopping
+ * anything (not for a pthread_t other than the registrar's); 0 otherwise. */
+int32_t slot_blamed_tid(const struct perpetuo__slot *slot);
+
 void blame_from_slot(const struct perpetuo__slot *slot,
                      const struct target *target, struct blame *out);
 
