@@ -34,7 +34,7 @@ extern "C" {
 /* ---------------------------------------------------------------- version */
 
 #define PERPETUO_VERSION_MAJOR 1
-#define PERPETUO_VERSION_MINOR 1
+#define PERPETUO_VERSION_MINOR 2
 #define PERPETUO_VERSION_PATCH 0
 /* 0xMMmmpp, comparable with perpetuo_version_number(). */
 #define PERPETUO_VERSION_HEX                                                   \
@@ -240,6 +240,20 @@ static inline void perpetuo_detail_set(perpetuo_detail_t *detail,
   *(volatile uint64_t *)&detail->length = text ? (uint64_t)length : 0;
 #endif
 }
+
+/*
+ * For language bindings: publishes a description of this process's language
+ * runtime (where a Python interpreter keeps its threads and frames), which
+ * the watcher uses to read that runtime's stacks from outside. `data` is
+ * `size` bytes in the format of the region's runtime block
+ * (docs/protocol.md); the Python extension writes it when it is imported.
+ * A later call replaces it. Returns 0, -EINVAL (NULL data, or size 0 or
+ * over PERPETUO_RUNTIME_LAYOUT_MAX), or -errno if the region could not be
+ * created. (1.2)
+ */
+#define PERPETUO_RUNTIME_LAYOUT_MAX 3840
+PERPETUO_EXPORT int perpetuo_runtime_layout_publish(const void *data,
+                                                    size_t size);
 
 /*
  * Checked ticks: go active, go idle. Return 0, PERPETUO_EACTIVE or

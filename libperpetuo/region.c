@@ -211,3 +211,25 @@ void perpetuo__region_release(struct perpetuo__slot *slot) {
   __atomic_store_n(&slot->state, PERPETUO__SLOT_FREE, __ATOMIC_RELEASE);
   pthread_mutex_unlock(&region_lock);
 }
+
+int perpetuo_runtime_layout_publish(const void *data, size_t size) {
+  if (!data || size < sizeof(uint32_t) || size > PERPETUO__PYTHON_SIZE)
+    return -EINVAL;
+  struct perpetuo__header *header = perpetuo__region_get();
+  if (!header)
+    return -errno;
+  unsigned char *block = (unsigned char *)header + header->python_offset;
+  uint32_t first;
+  memcpy(&first, data, sizeof(first));
+  /* The first word goes last, so that a reader that sees it set sees the
+   * whole block; a block being replaced reads as absent meanwhile. */
+  pthread_mutex_lock(&region_lock);
+  __atomic_store_n((uint32_t *)block, 0, __ATOMIC_RELAXED);
+  __atomic_thread_fence(__ATOMIC_RELEASE);
+  memset(block + sizeof(first), 0, PERPETUO__PYTHON_SIZE - sizeof(first));
+  memcpy(block + sizeof(first), (const unsigned char *)data + sizeof(first),
+         size - sizeof(first));
+  __atomic_store_n((uint32_t *)block, first, __ATOMIC_RELEASE);
+  pthread_mutex_unlock(&region_lock);
+  return 0;
+}

@@ -134,6 +134,34 @@ START_TEST(test_detail) {
 }
 END_TEST
 
+START_TEST(test_runtime_layout_publish) {
+  unsigned char block[PERPETUO_RUNTIME_LAYOUT_MAX + 1];
+  memset(block, 0x5a, sizeof(block));
+  ck_assert_int_eq(perpetuo_runtime_layout_publish(NULL, 8), -EINVAL);
+  ck_assert_int_eq(perpetuo_runtime_layout_publish(block, 0), -EINVAL);
+  ck_assert_int_eq(perpetuo_runtime_layout_publish(block, 3), -EINVAL);
+  ck_assert_int_eq(perpetuo_runtime_layout_publish(block, sizeof(block)),
+                   -EINVAL);
+  ck_assert_int_eq(PERPETUO_RUNTIME_LAYOUT_MAX, PERPETUO__PYTHON_SIZE);
+  /* Where the watcher reads it, after the header. */
+  ck_assert_int_eq(perpetuo_runtime_layout_publish(block, 100), 0);
+  perpetuo_tracker_t *t = must_new("layout", NULL);
+  struct perpetuo__header *h = header_of_first_slot(slot_of(t));
+  const unsigned char *at = (const unsigned char *)h + h->python_offset;
+  ck_assert_int_eq(memcmp(at, block, 100), 0);
+  /* A shorter block replaces it whole: nothing of the old one is left. */
+  unsigned char small[8] = {1, 2, 3, 4, 5, 6, 7, 8};
+  ck_assert_int_eq(perpetuo_runtime_layout_publish(small, sizeof(small)), 0);
+  ck_assert_int_eq(memcmp(at, small, sizeof(small)), 0);
+  for (size_t i = sizeof(small); i < PERPETUO__PYTHON_SIZE; i++)
+    ck_assert_uint_eq(at[i], 0);
+  ck_assert_int_eq(
+      perpetuo_runtime_layout_publish(block, PERPETUO_RUNTIME_LAYOUT_MAX), 0);
+  ck_assert_uint_eq(at[PERPETUO_RUNTIME_LAYOUT_MAX - 1], 0x5a);
+  ck_assert_int_eq(perpetuo_tracker_free(t), 0);
+}
+END_TEST
+
 START_TEST(test_slot_reuse) {
   perpetuo_tracker_t *a = must_new("a", NULL);
   perpetuo_tracker_t *b = must_new("b", NULL);
@@ -915,6 +943,7 @@ static Suite *tracker_suite(void) {
   tcase_add_test(tc, test_registering_thread_recorded);
   tcase_add_test(tc, test_free_null);
   tcase_add_test(tc, test_null_tracker_accessors);
+  tcase_add_test(tc, test_runtime_layout_publish);
   tcase_add_test(tc, test_slot_reuse);
   tcase_add_test(tc, test_detail);
   tcase_add_test(tc, test_generation_bumped_on_reuse);

@@ -17,6 +17,12 @@ show_logs() {
   done
 }
 
+# The Python tools from PyPI, py-spy among them: the stack tests compare
+# their frames with py-spy's wherever they run.
+venv=$(tools/python-venv.sh)
+PERPETUO_PYSPY=$venv/bin/py-spy
+export PERPETUO_PYSPY
+
 mkdir -p build
 cd build
 [ -f Makefile ] || ../configure -q --enable-werror PYTHON=/usr/bin/python3
@@ -29,7 +35,6 @@ cd ..
 
 # The Python package's tests once more, with the current trio from PyPI in a
 # virtual environment (make check ran them with Debian's python3-trio).
-venv=$(tools/python-venv.sh)
 echo "python tests with trio $("$venv/bin/python" -c 'import trio; print(trio.__version__)') from PyPI:"
 PYTHON=$venv/bin/python abs_top_builddir=$PWD/build top_srcdir=$PWD \
   PERPETUO_WATCHER=$PWD/build/libperpetuo/watcher/perpetuo \

@@ -86,8 +86,10 @@ def extension():
     ext = Extension(
         "perpetuo._perpetuo",
         sources=[os.path.join(SRC, f) for f in
-                 ("_module.c", "_tracker.c", "_trio.c")],
-        depends=[os.path.join(SRC, "_perpetuo.h")],
+                 ("_module.c", "_tracker.c", "_trio.c", "_layout.c")],
+        depends=[os.path.join(SRC, f) for f in ("_perpetuo.h", "_layout.h")],
+        # The region's formats, which the extension writes.
+        include_dirs=[os.path.join(TOP, "libperpetuo")],
         extra_compile_args=["-std=gnu11", "-fvisibility=hidden"],
     )
     if not BUNDLE and not {"sdist", "egg_info", "dist_info"} & set(sys.argv):

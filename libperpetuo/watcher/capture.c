@@ -38,6 +38,7 @@ int capturer_init(struct capturer *c, pid_t pid, bool all_threads) {
 void capturer_free(struct capturer *c) {
   unwinder_free(c->unwinder);
   symbolizer_free(c->symbolizer);
+  pyreader_free(c->pyreader);
   maps_free(&c->maps);
   *c = (struct capturer){0};
 }
@@ -174,18 +175,98 @@ void capturer_warm(struct capturer *c) {
   symbolizer_warm(c->symbolizer);
 }
 
+/* Matches each Python thread to the OS thread running it, and finds the
+ * GIL holder; runs while the threads are stopped. */
+struct python_visit {
+  struct capturer *c;
+  const struct capture_request *req;
+  struct capture *cap;
+  bool *matched; /* per Python thread */
+};
+
+static void visit_python(void *ctx, struct frozen_thread *threads, size_t n,
+                         int64_t deadline_ns) {
+  struct python_visit *v = ctx;
+  struct py_snapshot *py = &v->cap->py;
+  pyreader_read(v->c->pyreader, v->req->python, v->req->locals, deadline_ns,
+                py);
+  for (size_t j = 0; j < py->count; j++) {
+    const struct py_thread *pt = &py->threads[j];
+    for (size_t i = 0; i < n; i++) {
+      struct frozen_thread *f = &threads[i];
+      /* Before 3.11 a thread state knows only its pthread_t: found as the
+       * thread pointer of a stopped thread. */
+      bool same = pt->native_id
+                      ? f->tid == pt->native_id
+                      : f->thread_pointer && f->thread_pointer == pt->thread_id;
+      if (!same || v->cap->threads[i].py)
+        continue;
+      v->cap->threads[i].py = pt;
+      v->matched[j] = true;
+      if (v->req->gil_holder && pt->gil_holder)
+        f->relevant = f->want_stack = true;
+      break;
+    }
+  }
+}
+
+/* Python threads no OS thread was found for (a thread state of a thread
+ * that is starting or ending): shown all the same, without a tid. */
+static void add_unmatched(struct capture *cap, const bool *matched) {
+  size_t extra = 0;
+  for (size_t j = 0; j < cap->py.count; j++)
+    extra += !matched[j];
+  if (!extra)
+    return;
+  struct thread_capture *grown =
+      realloc(cap->threads, (cap->count + extra) * sizeof(*grown));
+  if (!grown)
+    return;
+  cap->threads = grown;
+  for (size_t j = 0; j < cap->py.count; j++)
+    if (!matched[j])
+      cap->threads[cap->count++] =
+          (struct thread_capture){.py = &cap->py.threads[j]};
+}
+
+/* Where the innermost Python frame's eval loop is in a native stack: the
+ * frames after it are what that Python frame called into. */
+static size_t native_tail(const struct thread_capture *tc) {
+  for (size_t i = tc->frame_count; i-- > 0;) {
+    const char *f = tc->frames[i].function;
+    if (f && strcmp(f, "_PyEval_EvalFrameDefault") == 0)
+      return i + 1;
+  }
+  return tc->frame_count;
+}
+
+static void move_to_front(struct capture *cap, struct frozen_thread *frozen,
+                          size_t i) {
+  struct thread_capture tc = cap->threads[i];
+  struct frozen_thread f = frozen[i];
+  memmove(&cap->threads[1], &cap->threads[0], i * sizeof(tc));
+  memmove(&frozen[1], &frozen[0], i * sizeof(f));
+  cap->threads[0] = tc;
+  frozen[0] = f;
+}
+
 void capture_take(struct capturer *c, const struct capture_request *req,
                   struct capture *cap) {
   int64_t start = now_ns();
   int n = 0;
   *cap = (struct capture){0};
   refresh_maps(c);
+  bool *matched = NULL;
+  if (req->python && !c->pyreader)
+    c->pyreader = pyreader_new(c->pid);
+  cap->python = req->python && c->pyreader;
 
   /* Which threads: the relevant one alone when we can name it and no one
    * asked for all; else all (to find it by its pthread_t, or for want of
-   * knowing which it is). */
+   * knowing which it is, or for their Python stacks). */
   bool resolve_by_pthread = req->want_relevant && !req->tid && req->pthread_id;
-  bool everyone = c->all_threads || (req->want_relevant && !req->tid);
+  bool everyone =
+      c->all_threads || cap->python || (req->want_relevant && !req->tid);
   struct frozen_thread *frozen = NULL;
   pid_t *tids = calloc(CAPTURE_THREADS_MAX, sizeof(*tids));
   if (!tids) {
@@ -237,31 +318,37 @@ void capture_take(struct capturer *c, const struct capture_request *req,
     thread_name(c->pid, tc->tid, tc->name, sizeof(tc->name));
     frozen[i].tid = ours ? tids[i] : 0;
     frozen[i].relevant = tc->relevant;
+    /* Native stacks: the relevant thread's; every thread's when asked, or
+     * when there is no telling which is relevant and no Python stack to
+     * show instead. */
     frozen[i].want_stack = c->all_threads || tc->relevant ||
-                           !req->want_relevant ||
-                           (!req->tid && !req->pthread_id);
+                           (!cap->python && (!req->want_relevant ||
+                                             (!req->tid && !req->pthread_id)));
   }
   cap->relevant_found = req->want_relevant && req->tid;
 
+  struct python_visit visit = {.c = c, .req = req, .cap = cap};
+  if (cap->python) {
+    matched = calloc(PY_THREADS_MAX, sizeof(*matched));
+    if (!matched)
+      cap->python = false;
+  }
+  visit.matched = matched;
   int err =
       freeze_threads(c->pid, frozen, (size_t)n, c->maps_read ? &c->maps : NULL,
-                     resolve_by_pthread ? req->pthread_id : 0, &cap->freeze);
+                     resolve_by_pthread ? req->pthread_id : 0,
+                     cap->python ? visit_python : NULL, &visit, &cap->freeze);
   if (err == -EPERM) {
     ptrace_denied(cap, c->pid, tids[0]);
     goto out;
   }
-  if (resolve_by_pthread) {
+  if (!cap->relevant_found) {
+    /* Found while stopped: by its pthread_t, or as the GIL holder. */
     for (int i = 0; i < n; i++)
-      if (frozen[i].thread_pointer == req->pthread_id) {
+      if (frozen[i].relevant) {
         cap->threads[i].relevant = true;
         cap->relevant_found = true;
-        /* Move it to the front, with its snapshot. */
-        struct thread_capture tc = cap->threads[i];
-        struct frozen_thread f = frozen[i];
-        memmove(&cap->threads[1], &cap->threads[0], (size_t)i * sizeof(tc));
-        memmove(&frozen[1], &frozen[0], (size_t)i * sizeof(f));
-        cap->threads[0] = tc;
-        frozen[0] = f;
+        move_to_front(cap, frozen, (size_t)i);
         break;
       }
   }
@@ -287,25 +374,30 @@ void capture_take(struct capturer *c, const struct capture_request *req,
     }
     if (ips && signal_frame && scratch)
       unwind_and_name(c, &frozen[i], tc, ips, signal_frame, scratch);
+    if (tc->py)
+      tc->native_tail = native_tail(tc);
   }
   free(ips);
   free(signal_frame);
   free(scratch);
-  /* Threads stopped only to be looked at are not shown. */
+  /* Threads stopped only to be looked at, and running no Python, are not
+   * shown. */
   size_t kept = 0;
   for (size_t i = 0; i < cap->count; i++) {
-    if (!frozen[i].want_stack) {
+    if (!frozen[i].want_stack && !cap->threads[i].py)
       continue;
-    }
     cap->threads[kept++] = cap->threads[i];
   }
   cap->count = kept;
+  if (cap->python)
+    add_unmatched(cap, matched);
 
 out:
   if (frozen)
     freeze_release(frozen, n > 0 ? (size_t)n : 0);
   free(frozen);
   free(tids);
+  free(matched);
   cap->total_ns = now_ns() - start;
 }
 
@@ -316,5 +408,6 @@ void capture_free(struct capture *cap) {
     free(cap->threads[i].frames);
   }
   free(cap->threads);
+  py_snapshot_free(&cap->py);
   *cap = (struct capture){0};
 }

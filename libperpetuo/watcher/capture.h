@@ -7,10 +7,15 @@
  * Which thread is relevant comes from the tracker's thread hint: a native
  * thread id directly; a pthread_t (which is also what CPython's
  * threading.get_ident() returns) by matching each thread's thread pointer,
- * which glibc makes the pthread_t, so all threads are stopped for that. The
- * GIL holder needs the Python reader, which will fill in `tid` before the
- * freeze; until then, like any relevant thread that cannot be found, every
- * thread is shown as an "other" thread.
+ * which glibc makes the pthread_t, so all threads are stopped for that; the
+ * GIL holder from the Python interpreter's state. A relevant thread that
+ * cannot be found leaves every thread shown as an "other" thread.
+ *
+ * In a Python process (one whose region holds a Python layout block), all
+ * threads are stopped, every Python thread's stack is read while they are
+ * (pystacks.h), and each thread's report shows its Python frames; the
+ * relevant thread's also the native frames it runs below the innermost
+ * Python frame, when its native stack was taken.
  */
 #ifndef PERPETUO_WATCHER_CAPTURE_H
 #define PERPETUO_WATCHER_CAPTURE_H
@@ -22,6 +27,7 @@
 
 #include "freeze.h"
 #include "maps.h"
+#include "pystacks.h"
 #include "symbols.h"
 #include "threadstate.h"
 
@@ -33,6 +39,10 @@ struct thread_capture {
   enum frozen_status status;
   struct native_frame *frames; /* outermost first, as in a traceback */
   size_t frame_count;
+  const struct py_thread *py; /* its Python stack, if it runs Python */
+  /* With a Python stack: frames[native_tail..frame_count) are the native
+   * frames inner to the innermost Python frame (none if unknown). */
+  size_t native_tail;
   char error[200]; /* why the stack is missing or incomplete; "" if whole */
 };
 
@@ -41,14 +51,20 @@ struct capture {
   size_t count;
   bool relevant_found;
   struct freeze_result freeze;
-  int64_t total_ns; /* from deciding to capture to the stacks named */
-  char error[256];  /* why nothing could be captured; "" otherwise */
+  bool python;           /* the target runs Python: py was read */
+  struct py_snapshot py; /* every Python thread's stack */
+  int64_t total_ns;      /* from deciding to capture to the stacks named */
+  char error[256];       /* why nothing could be captured; "" otherwise */
 };
 
 struct capture_request {
   bool want_relevant;  /* the tracker names a thread */
   pid_t tid;           /* that thread, if known */
   uint64_t pthread_id; /* else its pthread_t, if known */
+  bool gil_holder;     /* else the thread holding the Python GIL */
+  /* The target's Python layout block, or NULL: no Python stacks. */
+  const struct perpetuo__pylayout *python;
+  bool locals; /* with the Python frames' locals */
 };
 
 struct capturer {
@@ -58,6 +74,7 @@ struct capturer {
   bool maps_read;
   struct unwinder *unwinder;
   struct symbolizer *symbolizer;
+  struct pyreader *pyreader; /* made at the first Python capture */
 };
 
 /* 0, or -ENOMEM. */

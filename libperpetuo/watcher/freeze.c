@@ -199,6 +199,7 @@ static void copy_stack(pid_t pid, struct frozen_thread *t,
 
 int freeze_threads(pid_t pid, struct frozen_thread *threads, size_t n,
                    const struct maps *maps, uint64_t wanted_pthread,
+                   freeze_visit_fn *visit, void *ctx,
                    struct freeze_result *result) {
   *result = (struct freeze_result){0};
   size_t seized = 0;
@@ -278,7 +279,17 @@ int freeze_threads(pid_t pid, struct frozen_thread *threads, size_t n,
     t->thread_pointer = thread_pointer(&t->regs);
     if (wanted_pthread && t->thread_pointer == wanted_pthread)
       t->want_stack = t->relevant = true;
-    if (t->want_stack)
+  }
+  /* What is read here is read with every thread stopped: consistent. */
+  if (visit)
+    visit(ctx, threads, n, start + FREEZE_BUDGET_NS * 7 / 10);
+  for (size_t i = 0; i < n; i++) {
+    struct frozen_thread *t = &threads[i];
+    if (t->status != FROZEN_STOPPED || !t->want_stack)
+      continue;
+    if (now_ns() - start > FREEZE_BUDGET_NS * 9 / 10)
+      t->status = FROZEN_NOT_TRIED; /* out of time: resume it untouched */
+    else
       copy_stack(pid, t, maps);
   }
 

@@ -71,13 +71,25 @@ struct freeze_result {
 };
 
 /*
- * Stops threads[0..n) of `pid`, snapshots those that want a stack (and the
- * one whose thread pointer is `wanted_pthread`, if not 0) and resumes them
- * all. `maps` bounds stack copies (may be NULL). Returns 0, or -EPERM when
- * ptrace is not permitted at all (nothing was stopped).
+ * Called while the threads are stopped, their registers (and thread
+ * pointers) read, before any stack is copied: it may read the target's
+ * memory, and set `want_stack` and `relevant` of threads. `deadline_ns`
+ * (CLOCK_MONOTONIC) is when it must be done, for the pause to keep its
+ * budget.
+ */
+typedef void freeze_visit_fn(void *ctx, struct frozen_thread *threads, size_t n,
+                             int64_t deadline_ns);
+
+/*
+ * Stops threads[0..n) of `pid`, calls `visit` (if not NULL), snapshots
+ * those that want a stack (and the one whose thread pointer is
+ * `wanted_pthread`, if not 0) and resumes them all. `maps` bounds stack
+ * copies (may be NULL). Returns 0, or -EPERM when ptrace is not permitted at
+ * all (nothing was stopped).
  */
 int freeze_threads(pid_t pid, struct frozen_thread *threads, size_t n,
                    const struct maps *maps, uint64_t wanted_pthread,
+                   freeze_visit_fn *visit, void *ctx,
                    struct freeze_result *result);
 
 /* Faults in the pool for stack copies, ahead of the first capture. */

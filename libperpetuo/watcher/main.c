@@ -132,12 +132,23 @@ static void learn_more(struct watcher *w, const struct detect_event *e,
   }
   bool names_thread = strcmp(blame->hint, "none") != 0;
   if (e->kind != DETECT_BEGAN || !e->traceback || w->opts.no_stacks ||
-      !w->capturer_ok || (!names_thread && !w->opts.all_threads))
+      !w->capturer_ok)
+    return;
+  struct perpetuo__pylayout layout;
+  int python = target_read_pylayout(&w->target, &layout);
+  if (!names_thread && !w->opts.all_threads && python <= 0)
     return;
   struct capture_request req = {.want_relevant = names_thread,
                                 .tid = blame->tid,
-                                .pthread_id = blame->pthread_id};
+                                .pthread_id = blame->pthread_id,
+                                .gil_holder =
+                                    strcmp(blame->hint, "gil_holder") == 0,
+                                .python = python > 0 ? &layout : NULL,
+                                .locals = w->opts.print_locals};
   capture_take(&w->capturer, &req, cap);
+  if (python < 0)
+    snprintf(cap->py.error, sizeof(cap->py.error), "no Python stacks: %s",
+             pylayout_check(&layout));
   x->capture = cap;
   /* A pthread_t only the capture could resolve: now the record can name
    * the thread, with its state as read before it was stopped. */

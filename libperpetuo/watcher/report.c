@@ -120,10 +120,58 @@ static void json_frame(struct buf *b, const struct native_frame *f) {
              f->module_offset, f->inlined ? "true" : "false");
 }
 
+static void json_int_or_null(struct buf *b, int64_t v, bool known) {
+  if (known)
+    buf_printf(b, "%" PRId64, v);
+  else
+    buf_puts(b, "null");
+}
+
+static void json_py_frame(struct buf *b, const struct py_frame *f) {
+  buf_puts(b, "{\"name\":");
+  json_str(b, f->code->name ? f->code->name : "??");
+  buf_puts(b, ",\"filename\":");
+  json_str(b, f->code->filename ? f->code->filename : "??");
+  buf_puts(b, ",\"line\":");
+  json_int_or_null(b, f->line, f->line >= 0);
+  buf_puts(b, ",\"locals\":");
+  if (f->locals) {
+    buf_puts(b, "[");
+    for (uint32_t i = 0; i < f->local_count; i++) {
+      buf_puts(b, i ? ",{\"name\":" : "{\"name\":");
+      json_str(b, f->locals[i].name);
+      buf_puts(b, ",\"value\":");
+      json_str(b, f->locals[i].value);
+      buf_puts(b, "}");
+    }
+    buf_puts(b, "]");
+  } else {
+    buf_puts(b, "null");
+  }
+  buf_puts(b, ",\"native\":false");
+  if (f->code->qualname) {
+    buf_puts(b, ",\"qualname\":");
+    json_str(b, f->code->qualname);
+  }
+  buf_puts(b, "}");
+}
+
+/* A Python thread's frames, then the native ones its innermost Python
+ * frame called into; or a native stack alone. */
 static void json_trace(struct buf *b, const struct thread_capture *tc) {
   buf_puts(b, "[");
-  for (size_t i = 0; i < tc->frame_count; i++) {
-    if (i)
+  bool first = true;
+  size_t native_from = 0;
+  if (tc->py) {
+    for (size_t i = 0; i < tc->py->count; i++, first = false) {
+      if (!first)
+        buf_puts(b, ",");
+      json_py_frame(b, &tc->py->frames[i]);
+    }
+    native_from = tc->native_tail;
+  }
+  for (size_t i = native_from; i < tc->frame_count; i++, first = false) {
+    if (!first)
       buf_puts(b, ",");
     json_frame(b, &tc->frames[i]);
   }
@@ -143,13 +191,6 @@ static void json_traces(struct buf *b, const struct capture *cap,
     json_trace(b, &cap->threads[i]);
   }
   buf_puts(b, "]");
-}
-
-static void json_int_or_null(struct buf *b, int64_t v, bool known) {
-  if (known)
-    buf_printf(b, "%" PRId64, v);
-  else
-    buf_puts(b, "null");
 }
 
 /* The thread's state fields, inside an object already open. */
@@ -174,6 +215,23 @@ static void json_thread_state(struct buf *b, const struct thread_state *st) {
   json_int_or_null(b, st->involuntary, st->involuntary >= 0);
 }
 
+/* What the thread is to Python, inside its object in capture.threads. */
+static void json_py_thread(struct buf *b, const struct thread_capture *tc) {
+  const struct py_thread *pt = tc->py;
+  buf_printf(b, ",\"python\":{\"thread_id\":%" PRIu64 ",\"native_id\":",
+             pt->thread_id);
+  json_int_or_null(b, pt->native_id, pt->native_id > 0);
+  buf_printf(
+      b,
+      ",\"main\":%s,\"gil_holder\":%s,\"frames\":%zu,"
+      "\"native_frames_after\":%zu,\"error\":",
+      pt->main ? "true" : "false", pt->gil_holder ? "true" : "false", pt->count,
+      tc->frame_count > tc->native_tail ? tc->frame_count - tc->native_tail
+                                        : 0);
+  json_str_or_null(b, pt->error);
+  buf_puts(b, "}");
+}
+
 static void json_capture(struct buf *b, const struct capture *cap,
                          bool ended_during_capture) {
   buf_printf(b,
@@ -185,6 +243,15 @@ static void json_capture(struct buf *b, const struct capture *cap,
              cap->relevant_found ? "true" : "false",
              ended_during_capture ? "true" : "false");
   json_str_or_null(b, cap->error);
+  buf_puts(b, ",\"python\":");
+  if (cap->python || cap->py.error[0]) {
+    buf_printf(b, "{\"threads\":%zu,\"reads\":%zu,\"error\":", cap->py.count,
+               cap->py.reads);
+    json_str_or_null(b, cap->py.error);
+    buf_puts(b, "}");
+  } else {
+    buf_puts(b, "null");
+  }
   buf_puts(b, ",\"threads\":[");
   /* In the order of relevant_traces, then other_traces. */
   bool first = true;
@@ -196,13 +263,17 @@ static void json_capture(struct buf *b, const struct capture *cap,
       if (!first)
         buf_puts(b, ",");
       first = false;
-      buf_printf(b, "{\"tid\":%d,\"name\":", (int)tc->tid);
+      buf_puts(b, "{\"tid\":");
+      json_int_or_null(b, tc->tid, tc->tid > 0);
+      buf_puts(b, ",\"name\":");
       json_str_or_null(b, tc->name);
       buf_printf(b, ",\"relevant\":%s,\"frames\":%zu,\"error\":",
                  tc->relevant ? "true" : "false", tc->frame_count);
       json_str_or_null(b, tc->error);
       if (tc->state.valid)
         json_thread_state(b, &tc->state);
+      if (tc->py)
+        json_py_thread(b, tc);
       buf_puts(b, "}");
     }
   buf_puts(b, "]}");
@@ -333,8 +404,64 @@ static void text_thread_label(struct buf *b, const struct thread_capture *tc) {
   }
 }
 
+static void text_py_frame(struct buf *b, const struct py_frame *f) {
+  buf_puts(b, "    File ");
+  text_quoted(b, f->code->filename ? f->code->filename : "??");
+  if (f->line >= 0)
+    buf_printf(b, ", line %d", f->line);
+  buf_puts(b, ", in ");
+  const char *name = f->code->qualname ? f->code->qualname : f->code->name;
+  name = name ? name : "??";
+  buf_text_escaped(b, name, strlen(name));
+  buf_puts(b, "\n");
+  for (uint32_t i = 0; i < f->local_count; i++) {
+    buf_puts(b, "        ");
+    buf_text_escaped(b, f->locals[i].name, strlen(f->locals[i].name));
+    buf_puts(b, " = ");
+    buf_text_escaped(b, f->locals[i].value, strlen(f->locals[i].value));
+    buf_puts(b, "\n");
+  }
+}
+
+static void text_note(struct buf *b, const char *why) {
+  if (!why[0])
+    return;
+  buf_puts(b, "    (");
+  buf_text_escaped(b, why, strlen(why));
+  buf_puts(b, ")\n");
+}
+
+static void text_py_thread(struct buf *b, const struct thread_capture *tc) {
+  const struct py_thread *pt = tc->py;
+  char kind[96];
+  buf_printf(b, "  Python stack of thread 0x%" PRIx64, pt->thread_id);
+  if (tc->tid > 0) {
+    buf_puts(b, " (");
+    text_thread_label(b, tc);
+    buf_puts(b, ")");
+  }
+  if (pt->main)
+    buf_puts(b, ", the main thread");
+  if (pt->gil_holder)
+    buf_puts(b, ", holding the GIL");
+  if (tc->state.valid)
+    buf_printf(b, ", %s",
+               thread_state_describe(&tc->state, kind, sizeof(kind)));
+  buf_puts(b, " (most recent call last):\n");
+  for (size_t i = 0; i < pt->count; i++)
+    text_py_frame(b, &pt->frames[i]);
+  text_note(b, pt->error);
+  for (size_t i = tc->native_tail; i < tc->frame_count; i++)
+    text_frame(b, &tc->frames[i]);
+  text_note(b, tc->error);
+}
+
 static void text_thread(struct buf *b, const struct thread_capture *tc) {
   char kind[96];
+  if (tc->py) {
+    text_py_thread(b, tc);
+    return;
+  }
   buf_puts(b, "  Native stack of ");
   text_thread_label(b, tc);
   if (tc->state.valid)
@@ -343,11 +470,7 @@ static void text_thread(struct buf *b, const struct thread_capture *tc) {
   buf_puts(b, " (most recent call last):\n");
   for (size_t i = 0; i < tc->frame_count; i++)
     text_frame(b, &tc->frames[i]);
-  if (tc->error[0]) {
-    buf_puts(b, "    (");
-    buf_text_escaped(b, tc->error, strlen(tc->error));
-    buf_puts(b, ")\n");
-  }
+  text_note(b, tc->error);
 }
 
 static void text_capture(struct buf *b, const struct capture *cap,
@@ -362,6 +485,11 @@ static void text_capture(struct buf *b, const struct capture *cap,
     for (size_t i = 0; i < cap->count; i++)
       if (cap->threads[i].relevant == (pass == 0))
         text_thread(b, &cap->threads[i]);
+  if (cap->py.error[0]) {
+    buf_puts(b, "  ");
+    buf_text_escaped(b, cap->py.error, strlen(cap->py.error));
+    buf_puts(b, "\n");
+  }
   if (!cap->count)
     return;
   buf_printf(b, "  Stacks taken in %.3f ms of pause (%zu thread%s stopped)%s\n",

@@ -13,6 +13,7 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
+#include "pystacks.h"
 #include "target.h"
 
 #ifndef IOV_MAX
@@ -448,6 +449,20 @@ size_t target_read_detail(struct target *t, uint32_t slot, char *out,
   size_t n = length < size ? (size_t)length : size;
   ssize_t got = read_remote(t->pid, out, text, n);
   return got > 0 ? (size_t)got : 0;
+}
+
+int target_read_pylayout(struct target *t, struct perpetuo__pylayout *out) {
+  const struct perpetuo__header *h = &t->header;
+  if (h->python_size < sizeof(*out) || h->python_offset < h->header_size ||
+      h->python_offset > h->slots_offset - sizeof(*out))
+    return 0;
+  if (read_remote(t->pid, out, t->region + h->python_offset, sizeof(*out)) !=
+      (ssize_t)sizeof(*out))
+    return 0;
+  if (out->ready == 0)
+    return 0; /* no Python extension, or it is being rewritten */
+  __atomic_thread_fence(__ATOMIC_ACQUIRE);
+  return pylayout_check(out) ? -1 : 1;
 }
 
 char target_state(struct target *t) {

@@ -13,6 +13,7 @@
 #include <sys/types.h>
 
 #include "protocol.h"
+#include "pylayout.h"
 #include "detect.h"
 
 /* What the watcher knows of one slot, refreshed when its generation moves. */
@@ -64,6 +65,13 @@ bool target_read_counter(struct target *t, uint32_t slot, uint64_t *value);
  */
 size_t target_read_detail(struct target *t, uint32_t slot, char *out,
                           size_t size);
+
+/*
+ * Reads the Python layout block the target's Python extension published:
+ * 1 if there is one and it checks (pylayout_check), 0 if there is none, -1
+ * if it is there but unusable (pylayout_check says why).
+ */
+int target_read_pylayout(struct target *t, struct perpetuo__pylayout *out);
 
 /* The state letter of /proc/PID/stat ('R', 'S', 'T', 't', ...), or 0. */
 char target_state(struct target *t);

@@ -5,6 +5,9 @@
  */
 #include "_perpetuo.h"
 
+#include "_layout.h"
+#include "pylayout.h"
+
 #include <errno.h>
 #include <string.h>
 #include <time.h>
@@ -159,6 +162,12 @@ PyMODINIT_FUNC PyInit__perpetuo(void) {
   PyObject *m = PyModule_Create(&module_def);
   if (!m)
     return NULL;
+  /* What the watcher needs to read this interpreter's stacks. Failing to
+   * create the region here is not an error yet: the first tracker reports
+   * it, where it can be acted on. */
+  struct perpetuo__pylayout layout;
+  perpetuo_py_layout_fill(&layout);
+  (void)perpetuo_runtime_layout_publish(&layout, sizeof(layout));
   Py_INCREF(&perpetuo_py_tracker_type);
   Py_INCREF(&perpetuo_py_trio_instrument_type);
   Py_INCREF(&perpetuo_py_trio_io_wait_instrument_type);
