@@ -342,6 +342,8 @@ void capture_take(struct capturer *c, const struct capture_request *req,
     ptrace_denied(cap, c->pid, tids[0]);
     goto out;
   }
+  if (cap->python)
+    pyreader_format(c->pyreader, req->python, &cap->py);
   if (!cap->relevant_found) {
     /* Found while stopped: by its pthread_t, or as the GIL holder. */
     for (int i = 0; i < n; i++)

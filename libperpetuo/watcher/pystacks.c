@@ -479,19 +479,182 @@ static const struct code_entry *code_at(struct read_ctx *c, uint64_t addr) {
 
 /* ----------------------------------------------------------- locals */
 
-static void type_name(struct read_ctx *c, uint64_t type, char *out,
-                      size_t size) {
+/*
+ * A local's value is copied while the threads are stopped (it may change
+ * as soon as they run) and formatted after they are resumed (formatting,
+ * a float's shortest repr above all, costs more than the reads).
+ */
+enum value_kind {
+  VALUE_UNREADABLE,
+  VALUE_NONE,
+  VALUE_TRUE,
+  VALUE_FALSE,
+  VALUE_INT,
+  VALUE_BIG_INT, /* more digits than are read */
+  VALUE_FLOAT,
+  VALUE_STR,
+  VALUE_BYTES,
+  VALUE_SIZED, /* a container: type and length */
+  VALUE_OTHER, /* type only */
+  VALUE_EMPTY_CELL
+};
+
+struct py_value {
+  enum value_kind kind;
+  bool negative;
+  unsigned str_kind; /* 1, 2 or 4 bytes per character */
+  uint64_t obj, type;
+  uint64_t count, total; /* digits, characters or bytes: read, and in all */
+  double number;
+  int64_t length;
+  unsigned char data[]; /* digits or characters or bytes */
+};
+
+#define STR_CHARS_READ (PY_REPR_MAX / 2)
+
+static struct py_value *value_new(struct read_ctx *c, size_t data) {
+  struct py_value *v = arena_alloc(&c->snap->arena, sizeof(*v) + data);
+  if (v)
+    memset(v, 0, sizeof(*v));
+  return v;
+}
+
+static struct py_value *capture_int(struct read_ctx *c, uint64_t obj) {
+  const struct perpetuo__pylayout *l = c->l;
+  uint64_t word;
+  if (!rd_u64(c, obj + (uint64_t)l->long_size, &word))
+    return NULL;
+  uint64_t ndigits;
+  bool negative;
+  if (l->long_format == PERPETUO__PYLONG_TAG) {
+    ndigits = word >> 3;
+    negative = (word & 3) == 2;
+  } else {
+    int64_t size = (int64_t)word;
+    negative = size < 0;
+    ndigits = negative ? (uint64_t)0 - (uint64_t)size : (uint64_t)size;
+  }
+  size_t n = ndigits <= LONG_DIGITS_READ ? (size_t)ndigits : 0;
+  struct py_value *v = value_new(c, n * sizeof(uint32_t));
+  if (!v)
+    return NULL;
+  v->kind = n || !ndigits ? VALUE_INT : VALUE_BIG_INT;
+  v->negative = negative;
+  v->count = n;
+  v->total = ndigits;
+  uint32_t *digits = (uint32_t *)(void *)v->data;
+  if (l->long_digit_size == 4) {
+    if (!rd(c, obj + (uint64_t)l->long_digits, digits, n * 4))
+      return NULL;
+  } else {
+    uint16_t small[LONG_DIGITS_READ];
+    if (!rd(c, obj + (uint64_t)l->long_digits, small, n * 2))
+      return NULL;
+    for (size_t i = 0; i < n; i++)
+      digits[i] = small[i];
+  }
+  return v;
+}
+
+static struct py_value *capture_value(struct read_ctx *c, uint64_t obj,
+                                      int depth) {
+  const struct perpetuo__pylayout *l = c->l;
+  struct py_value *v;
+  if (obj == l->none || obj == l->true_ || obj == l->false_) {
+    v = value_new(c, 0);
+    if (v)
+      v->kind = obj == l->none    ? VALUE_NONE
+                : obj == l->true_ ? VALUE_TRUE
+                                  : VALUE_FALSE;
+    return v;
+  }
+  uint64_t type = type_of(c, obj);
+  v = NULL;
+  if (!type) {
+    /* unreadable: below */
+  } else if (type == l->type_long) {
+    v = capture_int(c, obj);
+  } else if (type == l->type_float) {
+    double number;
+    if (rd(c, obj + (uint64_t)l->float_value, &number, sizeof(number)) &&
+        (v = value_new(c, 0))) {
+      v->kind = VALUE_FLOAT;
+      v->number = number;
+    }
+  } else if (type == l->type_unicode) {
+    uint32_t buf[STR_CHARS_READ];
+    unsigned kind;
+    size_t count, total;
+    if (read_str_data(c, obj, buf, STR_CHARS_READ, &kind, &count, &total) &&
+        (v = value_new(c, count * kind))) {
+      v->kind = VALUE_STR;
+      v->str_kind = kind;
+      v->count = count;
+      v->total = total;
+      memcpy(v->data, buf, count * kind);
+    }
+  } else if (type == l->type_bytes) {
+    unsigned char head[128];
+    if (rd(c, obj, head, (size_t)l->bytes_data)) {
+      int64_t n = (int64_t)word_at(head, l->bytes_size);
+      size_t count = n > STR_CHARS_READ ? STR_CHARS_READ : (size_t)n;
+      if (n >= 0 && (v = value_new(c, count)) &&
+          rd(c, obj + (uint64_t)l->bytes_data, v->data, count)) {
+        v->kind = VALUE_BYTES;
+        v->count = count;
+        v->total = (uint64_t)n;
+      } else {
+        v = NULL;
+      }
+    }
+  } else if (type == l->type_cell && depth == 0) {
+    /* A variable captured by a closure: show what it holds. */
+    uint64_t ref = 0;
+    if (rd_u64(c, obj + (uint64_t)l->cell_ref, &ref)) {
+      if (ref)
+        return capture_value(c, ref, 1);
+      if ((v = value_new(c, 0)))
+        v->kind = VALUE_EMPTY_CELL;
+    }
+  } else if ((v = value_new(c, 0))) {
+    v->kind = VALUE_OTHER;
+    int32_t len_off = -1;
+    if (type == l->type_list || type == l->type_tuple)
+      len_off = l->var_size;
+    else if (type == l->type_dict)
+      len_off = l->dict_used;
+    else if (type == l->type_set || type == l->type_frozenset)
+      len_off = l->set_used;
+    if (len_off >= 0 &&
+        rd(c, obj + (uint64_t)len_off, &v->length, sizeof(v->length)) &&
+        v->length >= 0)
+      v->kind = VALUE_SIZED;
+  }
+  if (!v && (v = value_new(c, 0)))
+    v->kind = VALUE_UNREADABLE;
+  if (v) {
+    v->obj = obj;
+    v->type = type;
+  }
+  return v;
+}
+
+/* The name of a type object (its tp_name), read now: types outlive their
+ * instances, and one read serves every value of the type. */
+static void type_name(struct pyreader *r, const struct perpetuo__pylayout *l,
+                      uint64_t type, char *out, size_t size) {
   uint64_t name = 0;
   char raw[80];
   snprintf(out, size, "?");
-  if (!rd_u64(c, type + (uint64_t)c->l->type_name, &name) || !name)
+  if (!remote_read_u64(&r->remote, type + (uint64_t)l->type_name, &name) ||
+      !name)
     return;
   /* A C string of unknown length: read what we can, to a page's end. */
   size_t len = sizeof(raw) - 1;
   uint64_t page_left = REMOTE_PAGE - name % REMOTE_PAGE;
   if (page_left < len)
     len = (size_t)page_left;
-  if (!rd(c, name, raw, len))
+  if (!remote_read(&r->remote, name, raw, len))
     return;
   raw[len] = '\0';
   for (char *p = raw; *p; p++)
@@ -500,111 +663,42 @@ static void type_name(struct read_ctx *c, uint64_t type, char *out,
   snprintf(out, size, "%s", raw);
 }
 
-static void repr_long(struct read_ctx *c, uint64_t obj, char *out,
-                      size_t size) {
-  const struct perpetuo__pylayout *l = c->l;
-  uint64_t word;
-  if (!rd_u64(c, obj + (uint64_t)l->long_size, &word)) {
-    snprintf(out, size, "<int: unreadable>");
+static void format_value(struct pyreader *r, const struct perpetuo__pylayout *l,
+                         const struct py_value *v, char *out, size_t size) {
+  char name[80];
+  switch (v->kind) {
+  case VALUE_NONE: snprintf(out, size, "None"); return;
+  case VALUE_TRUE: snprintf(out, size, "True"); return;
+  case VALUE_FALSE: snprintf(out, size, "False"); return;
+  case VALUE_EMPTY_CELL: snprintf(out, size, "<empty cell>"); return;
+  case VALUE_UNREADABLE:
+    snprintf(out, size, "<unreadable at 0x%" PRIx64 ">", v->obj);
     return;
-  }
-  uint64_t ndigits;
-  bool negative;
-  if (l->long_format == PERPETUO__PYLONG_TAG) {
-    ndigits = word >> 3;
-    negative = (word & 3) == 2;
-  } else {
-    int64_t s = (int64_t)word;
-    negative = s < 0;
-    ndigits = negative ? (uint64_t)0 - (uint64_t)s : (uint64_t)s;
-  }
-  uint32_t digits[LONG_DIGITS_READ];
-  size_t n = ndigits < LONG_DIGITS_READ ? (size_t)ndigits : LONG_DIGITS_READ;
-  if (l->long_digit_size == 4) {
-    if (!rd(c, obj + (uint64_t)l->long_digits, digits, n * 4))
-      n = 0, ndigits = ~0ull;
-  } else {
-    uint16_t small[LONG_DIGITS_READ];
-    if (!rd(c, obj + (uint64_t)l->long_digits, small, n * 2))
-      n = 0, ndigits = ~0ull;
-    for (size_t i = 0; i < n; i++)
-      digits[i] = small[i];
-  }
-  if (ndigits == ~0ull) {
-    snprintf(out, size, "<int: unreadable>");
-  } else if (ndigits > LONG_DIGITS_READ) {
-    snprintf(out, size, "<int of %" PRIu64 " bits>",
-             ndigits * l->long_digit_bits);
-  } else {
-    pyrepr_long(digits, n, l->long_digit_bits, negative, out, size);
-  }
-}
-
-static void repr_value(struct read_ctx *c, uint64_t obj, int depth, char *out,
-                       size_t size) {
-  const struct perpetuo__pylayout *l = c->l;
-  if (obj == l->none) {
-    snprintf(out, size, "None");
+  case VALUE_INT:
+    pyrepr_long((const uint32_t *)(const void *)v->data, (size_t)v->count,
+                l->long_digit_bits, v->negative, out, size);
     return;
-  }
-  if (obj == l->true_ || obj == l->false_) {
-    snprintf(out, size, obj == l->true_ ? "True" : "False");
+  case VALUE_BIG_INT:
+    snprintf(out, size, "<%sint of about %" PRIu64 " bits>",
+             v->negative ? "negative " : "", v->total * l->long_digit_bits);
     return;
-  }
-  uint64_t type = type_of(c, obj);
-  if (!type) {
-    snprintf(out, size, "<unreadable at 0x%" PRIx64 ">", obj);
-  } else if (type == l->type_long) {
-    repr_long(c, obj, out, size);
-  } else if (type == l->type_float) {
-    double v;
-    if (rd(c, obj + (uint64_t)l->float_value, &v, sizeof(v)))
-      pyrepr_float(v, out, size);
-    else
-      snprintf(out, size, "<float: unreadable>");
-  } else if (type == l->type_unicode) {
-    uint32_t buf[PY_REPR_MAX];
-    unsigned kind;
-    size_t count, total;
-    if (read_str_data(c, obj, buf, PY_REPR_MAX / 2, &kind, &count, &total))
-      pyrepr_str(buf, count, total, kind, out, size);
-    else
-      snprintf(out, size, "<str at 0x%" PRIx64 ">", obj);
-  } else if (type == l->type_bytes) {
-    unsigned char head[128];
-    uint8_t data[PY_REPR_MAX / 2];
-    int64_t n = -1;
-    if (rd(c, obj, head, (size_t)l->bytes_data))
-      n = (int64_t)word_at(head, l->bytes_size);
-    size_t count = n > (int64_t)sizeof(data) ? sizeof(data) : (size_t)n;
-    if (n >= 0 && rd(c, obj + (uint64_t)l->bytes_data, data, count))
-      pyrepr_bytes(data, count, (size_t)n, out, size);
-    else
-      snprintf(out, size, "<bytes at 0x%" PRIx64 ">", obj);
-  } else if (type == l->type_cell && depth == 0) {
-    /* A variable captured by a closure: show what it holds. */
-    uint64_t ref = 0;
-    if (rd_u64(c, obj + (uint64_t)l->cell_ref, &ref) && ref)
-      repr_value(c, ref, 1, out, size);
-    else
-      snprintf(out, size, "<empty cell>");
-  } else {
-    char name[80];
-    type_name(c, type, name, sizeof(name));
-    int32_t len_off = -1;
-    if (type == l->type_list || type == l->type_tuple)
-      len_off = l->var_size;
-    else if (type == l->type_dict)
-      len_off = l->dict_used;
-    else if (type == l->type_set || type == l->type_frozenset)
-      len_off = l->set_used;
-    int64_t len;
-    if (len_off >= 0 && rd(c, obj + (uint64_t)len_off, &len, sizeof(len)) &&
-        len >= 0)
-      snprintf(out, size, "<%s at 0x%" PRIx64 ", len %" PRId64 ">", name, obj,
-               len);
-    else
-      snprintf(out, size, "<%s at 0x%" PRIx64 ">", name, obj);
+  case VALUE_FLOAT: pyrepr_float(v->number, out, size); return;
+  case VALUE_STR:
+    pyrepr_str(v->data, (size_t)v->count, (size_t)v->total, v->str_kind, out,
+               size);
+    return;
+  case VALUE_BYTES:
+    pyrepr_bytes(v->data, (size_t)v->count, (size_t)v->total, out, size);
+    return;
+  case VALUE_SIZED:
+    type_name(r, l, v->type, name, sizeof(name));
+    snprintf(out, size, "<%s at 0x%" PRIx64 ", len %" PRId64 ">", name, v->obj,
+             v->length);
+    return;
+  case VALUE_OTHER:
+    type_name(r, l, v->type, name, sizeof(name));
+    snprintf(out, size, "<%s at 0x%" PRIx64 ">", name, v->obj);
+    return;
   }
 }
 
@@ -626,14 +720,28 @@ static void read_locals(struct read_ctx *c, uint64_t frame,
   for (uint32_t i = 0; i < n; i++) {
     if (!values[i] || !code->varnames[i])
       continue; /* unbound */
-    char repr[PY_REPR_MAX];
-    repr_value(c, values[i], 0, repr, sizeof(repr));
-    struct py_local *local = &f->locals[f->local_count];
-    local->name = code->varnames[i];
-    local->value = arena_strdup(&c->snap->arena, repr);
-    if (local->value)
-      f->local_count++;
+    struct py_value *v = capture_value(c, values[i], 0);
+    if (!v)
+      continue;
+    locals[f->local_count++] =
+        (struct py_local){.name = code->varnames[i], .raw = v};
   }
+}
+
+void pyreader_format(struct pyreader *r, const struct perpetuo__pylayout *l,
+                     struct py_snapshot *s) {
+  remote_begin(&r->remote); /* the target has run since */
+  for (size_t t = 0; t < s->count; t++)
+    for (size_t i = 0; i < s->threads[t].count; i++) {
+      struct py_frame *f = &s->threads[t].frames[i];
+      for (uint32_t k = 0; k < f->local_count; k++) {
+        char repr[PY_REPR_MAX];
+        format_value(r, l, f->locals[k].raw, repr, sizeof(repr));
+        f->locals[k].value = arena_strdup(&s->arena, repr);
+        if (!f->locals[k].value)
+          f->locals[k].value = "?";
+      }
+    }
 }
 
 /* ----------------------------------------------------------- frames */

@@ -41,9 +41,12 @@ struct py_code {
   uint32_t varname_count;
 };
 
+struct py_value;
+
 struct py_local {
   const char *name;
-  char *value;
+  const char *value; /* its short repr, once pyreader_format() ran */
+  struct py_value *raw;
 };
 
 struct py_frame {
@@ -94,6 +97,13 @@ const char *pylayout_check(const struct perpetuo__pylayout *l);
  */
 void pyreader_read(struct pyreader *r, const struct perpetuo__pylayout *l,
                    bool locals, int64_t deadline_ns, struct py_snapshot *out);
+/*
+ * Formats the locals' values read by pyreader_read(): after the threads
+ * are resumed, since it costs more than reading them. May read type names.
+ */
+void pyreader_format(struct pyreader *r, const struct perpetuo__pylayout *l,
+                     struct py_snapshot *s);
+
 void py_snapshot_free(struct py_snapshot *s);
 
 #endif
