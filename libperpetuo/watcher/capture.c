@@ -233,8 +233,12 @@ static void add_unmatched(struct capture *cap, const bool *matched) {
  * frames after it are what that Python frame called into. */
 static size_t native_tail(const struct thread_capture *tc) {
   for (size_t i = tc->frame_count; i-- > 0;) {
+    /* Also a part the compiler split off it, "_PyEval_EvalFrameDefault.cold".
+     */
+    static const char eval[] = "_PyEval_EvalFrameDefault";
     const char *f = tc->frames[i].function;
-    if (f && strcmp(f, "_PyEval_EvalFrameDefault") == 0)
+    if (f && strncmp(f, eval, sizeof(eval) - 1) == 0 &&
+        (f[sizeof(eval) - 1] == '\0' || f[sizeof(eval) - 1] == '.'))
       return i + 1;
   }
   return tc->frame_count;

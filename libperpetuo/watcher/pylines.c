@@ -1,12 +1,20 @@
 #include "config.h"
 
+#include <limits.h>
+
 #include "pylines.h"
+
+/* Hostile tables can add up to anything: lines are summed in 64 bits, and
+ * what no source file has is "unknown". */
+static int as_line(int64_t line) {
+  return line < 0 || line > INT_MAX ? -1 : (int)line;
+}
 
 int pylines_lnotab(const uint8_t *table, size_t len, int firstlineno,
                    uint32_t offset) {
   /* Pairs (address delta, signed line delta), summed until the address
    * passes the instruction. */
-  int line = firstlineno;
+  int64_t line = firstlineno;
   uint64_t addr = 0;
   for (size_t i = 0; i + 1 < len; i += 2) {
     addr += table[i];
@@ -14,26 +22,26 @@ int pylines_lnotab(const uint8_t *table, size_t len, int firstlineno,
       break;
     line += (int8_t)table[i + 1];
   }
-  return line;
+  return as_line(line);
 }
 
 int pylines_310(const uint8_t *table, size_t len, int firstlineno,
                 uint32_t offset) {
   /* Pairs (range length in bytes, signed line delta); a delta of -128
    * marks a range without a line. */
-  int line = firstlineno;
+  int64_t line = firstlineno;
   uint64_t start, end = 0;
   for (size_t i = 0; i + 1 < len; i += 2) {
     start = end;
     end += table[i];
     int8_t delta = (int8_t)table[i + 1];
-    int here = -1;
+    int64_t here = -1;
     if (delta != -128) {
       line += delta;
       here = line;
     }
     if (offset >= start && offset < end)
-      return here;
+      return as_line(here);
   }
   return -1;
 }
@@ -66,7 +74,7 @@ static int read_svarint(const uint8_t *table, size_t len, size_t *at,
 
 int pylines_311(const uint8_t *table, size_t len, int firstlineno,
                 uint32_t offset) {
-  int line = firstlineno;
+  int64_t line = firstlineno;
   uint64_t start, end = 0;
   size_t at = 0;
   while (at < len) {
@@ -76,7 +84,7 @@ int pylines_311(const uint8_t *table, size_t len, int firstlineno,
     int code = (first >> 3) & 15;
     start = end;
     end += (uint64_t)(first & 7) + 1;
-    int here = -1;
+    int64_t here = -1;
     uint32_t skip;
     int32_t delta;
     switch (code) {
@@ -111,7 +119,7 @@ int pylines_311(const uint8_t *table, size_t len, int firstlineno,
     if (at > len)
       return -1;
     if (offset >= start && offset < end)
-      return here;
+      return as_line(here);
   }
   return -1;
 }

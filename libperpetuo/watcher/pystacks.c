@@ -15,6 +15,8 @@
 /* Code objects kept between snapshots, by address. */
 #define CODE_SLOTS 4096u
 #define CODE_KEEP_MAX (CODE_SLOTS / 2)
+/* And at most this much of their line tables. */
+#define CODE_KEEP_BYTES (16u << 20)
 /* The fixed parts read of a thread state, a frame, a code object, a str. */
 #define STRUCT_READ_MAX 1024
 /* Digits of an int read for its repr (30 bits each). */
@@ -81,6 +83,7 @@ struct pyreader {
   struct remote remote;
   struct code_entry **codes; /* CODE_SLOTS, open addressing */
   size_t code_count;
+  size_t kept_bytes; /* of line tables in the table */
   /* Code objects read when the table was full: this snapshot's alone. */
   struct code_entry **extra;
   size_t extra_count, extra_size;
@@ -121,6 +124,7 @@ static void forget_codes(struct pyreader *r) {
     r->codes[i] = NULL;
   }
   r->code_count = 0;
+  r->kept_bytes = 0;
 }
 
 static void forget_extra(struct pyreader *r) {
@@ -146,7 +150,7 @@ void pyreader_free(struct pyreader *r) {
 /* A word (or narrower field) at `off` lies within the first `within`
  * bytes of what is read. */
 static bool offset_ok(int32_t off, int32_t within) {
-  return off >= 0 && off + 8 <= within;
+  return off >= 0 && (int64_t)off + 8 <= within;
 }
 
 static bool byte_ok(int32_t off, int32_t within) {
@@ -204,6 +208,8 @@ const char *pylayout_check(const struct perpetuo__pylayout *l) {
       (interp_frames &&
        (l->code_code_adaptive < 0 || l->code_code_adaptive > S ||
         !offset_ok(l->code_firsttraceable, l->code_size))) ||
+      (l->code_firsttraceable >= 0 &&
+       !offset_ok(l->code_firsttraceable, l->code_size)) ||
       !offset_ok(l->object_type, 64) || !offset_ok(l->var_size, 64) ||
       !offset_ok(l->tuple_items, 64) || !offset_ok(l->bytes_size, 64) ||
       l->bytes_data < 0 || l->bytes_data > 64 ||
@@ -215,6 +221,20 @@ const char *pylayout_check(const struct perpetuo__pylayout *l) {
       !offset_ok(l->dict_used, 64) || !offset_ok(l->set_used, S) ||
       !offset_ok(l->cell_ref, 64) || !offset_ok(l->type_name, 64))
     return "the Python layout block is inconsistent (object offsets out of "
+           "range)";
+  /* Every object's type, and the sizes read along with it, lie within what
+   * is read of it. */
+  if ((!interp_frames && !offset_ok(l->object_type, l->frame_size)) ||
+      !offset_ok(l->object_type, l->code_size) ||
+      !offset_ok(l->object_type, l->tuple_items) ||
+      !offset_ok(l->var_size, l->tuple_items) ||
+      !offset_ok(l->object_type, l->bytes_data) ||
+      !offset_ok(l->bytes_size, l->bytes_data) ||
+      !offset_ok(l->object_type, l->unicode_ascii_data) ||
+      !offset_ok(l->unicode_length, l->unicode_ascii_data) ||
+      l->unicode_state + 4 > l->unicode_ascii_data ||
+      l->unicode_ascii_data > l->unicode_compact_data)
+    return "the Python layout block is inconsistent (object headers out of "
            "range)";
   return NULL;
 }
@@ -427,6 +447,20 @@ static struct code_entry *read_code_entry(struct read_ctx *c, uint64_t addr,
   return e;
 }
 
+/* Keeps `e` until the next read, outside the table. */
+static bool keep_for_this_read(struct pyreader *r, struct code_entry *e) {
+  if (r->extra_count == r->extra_size) {
+    size_t size = r->extra_size ? r->extra_size * 2 : 64;
+    struct code_entry **grown = realloc(r->extra, size * sizeof(*grown));
+    if (!grown)
+      return false;
+    r->extra = grown;
+    r->extra_size = size;
+  }
+  r->extra[r->extra_count++] = e;
+  return true;
+}
+
 static bool code_matches(const struct perpetuo__pylayout *l,
                          const struct code_entry *e,
                          const unsigned char *head) {
@@ -455,24 +489,22 @@ static const struct code_entry *code_at(struct read_ctx *c, uint64_t addr) {
   if (!e)
     return NULL;
   if (*slot) {
-    /* Another code object now lives at that address. */
-    code_entry_free(*slot);
+    /* Another code object now lives at that address. Frames read before
+     * may still point at the old entry: it lives until the next read. */
+    if (!keep_for_this_read(r, *slot)) {
+      code_entry_free(e);
+      return NULL;
+    }
+    r->kept_bytes -= (*slot)->code.linetable_len;
     *slot = e;
-  } else if (r->code_count < CODE_KEEP_MAX) {
+    r->kept_bytes += e->code.linetable_len;
+  } else if (r->code_count < CODE_KEEP_MAX && r->kept_bytes < CODE_KEEP_BYTES) {
     *slot = e;
     r->code_count++;
-  } else {
-    if (r->extra_count == r->extra_size) {
-      size_t size = r->extra_size ? r->extra_size * 2 : 64;
-      struct code_entry **grown = realloc(r->extra, size * sizeof(*grown));
-      if (!grown) {
-        code_entry_free(e);
-        return NULL;
-      }
-      r->extra = grown;
-      r->extra_size = size;
-    }
-    r->extra[r->extra_count++] = e;
+    r->kept_bytes += e->code.linetable_len;
+  } else if (!keep_for_this_read(r, e)) {
+    code_entry_free(e);
+    return NULL;
   }
   return e;
 }
@@ -804,11 +836,7 @@ static size_t walk_frames(struct read_ctx *c, uint64_t frame, bool locals,
     }
     int owner = interp_frames ? buf[l->frame_owner] : -1;
     if (owner >= 0 && owner == l->frame_owner_cstack) {
-      /* A shim the eval loop pushes when C calls it: the frame run inside
-       * it is the first of that call. */
-      if (n)
-        out[n - 1].entry = true;
-      frame = previous;
+      frame = previous; /* a shim the eval loop pushes when C calls it */
       continue;
     }
     uint64_t code_addr = word_at(buf, l->frame_code);
@@ -831,7 +859,7 @@ static size_t walk_frames(struct read_ctx *c, uint64_t frame, bool locals,
     if (interp_frames) {
       uint64_t instr = word_at(buf, l->frame_lasti);
       uint64_t start = code_addr + (uint64_t)l->code_code_adaptive;
-      int64_t units = ((int64_t)instr - (int64_t)start) / 2;
+      int64_t units = (int64_t)(instr - start) / 2;
       if (owner != l->frame_owner_generator && units < e->code.firsttraceable) {
         frame = previous; /* just pushed, not started: CPython hides it */
         continue;
@@ -840,10 +868,8 @@ static size_t walk_frames(struct read_ctx *c, uint64_t frame, bool locals,
                     ? e->code.firstlineno
                     : pylines_311(e->code.linetable, e->code.linetable_len,
                                   e->code.firstlineno, (uint32_t)units);
-      f->entry = l->frame_is_entry >= 0 && buf[l->frame_is_entry];
     } else {
       f->line = object_frame_line(l, &e->code, buf);
-      f->entry = true; /* each frame object has an eval-loop call */
     }
     if (locals)
       read_locals(c, frame, &e->code, f);
@@ -886,7 +912,8 @@ void pyreader_read(struct pyreader *r, const struct perpetuo__pylayout *l,
   struct read_ctx c = {.r = r, .l = l, .snap = out, .deadline_ns = deadline_ns};
   remote_begin(&r->remote);
   forget_extra(r);
-  if (r->code_count >= CODE_KEEP_MAX * 3 / 4)
+  if (r->code_count >= CODE_KEEP_MAX * 3 / 4 ||
+      r->kept_bytes >= CODE_KEEP_BYTES)
     forget_codes(r);
 
   unsigned char gil[STRUCT_READ_MAX];

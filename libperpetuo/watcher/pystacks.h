@@ -51,10 +51,7 @@ struct py_local {
 
 struct py_frame {
   const struct py_code *code;
-  int line; /* -1: unknown */
-  /* The outermost frame of one call of the eval loop from C: the frames
-   * from this one in to the next entry frame ran in the same C call. */
-  bool entry;
+  int line;                /* -1: unknown */
   struct py_local *locals; /* NULL when locals were not asked for */
   uint32_t local_count;
 };

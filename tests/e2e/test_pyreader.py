@@ -91,8 +91,11 @@ def test_thread_count_is_bounded(procs, fake_python, tmp_path):
     assert len(unmatched) == 1023
 
 
-def test_a_layout_out_of_bounds_is_refused(procs, fake_python, tmp_path):
-    (details,) = run(procs, fake_python, tmp_path, "bad_layout")
+@pytest.mark.parametrize("mode", ["bad_layout", "bad_offset",
+                                  "bad_traceable", "bad_header"])
+def test_a_layout_out_of_bounds_is_refused(procs, fake_python, tmp_path,
+                                           mode):
+    (details,) = run(procs, fake_python, tmp_path, mode)
     python = details["capture"]["python"]
     assert python["error"].startswith("no Python stacks: the Python layout "
                                       "block is inconsistent"), python

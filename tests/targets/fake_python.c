@@ -21,6 +21,12 @@
  *                 fake interpreter is replaced with random values (some
  *                 unmapped addresses, some pointing back into it)
  *   bad_layout    a layout whose frame size is out of any bound
+ *   bad_offset    a layout with an offset so large that adding to it
+ *                 overflows 32 bits
+ *   bad_traceable frame objects (3.10's format), with a first traceable
+ *                 instruction's offset past what is read of a code object
+ *   bad_header    a layout whose objects' type lies past what is read of
+ *                 a tuple
  *
  * Watch options as every target's (target_util.h). Prints "READY", then
  * "STALL n BEGIN ns" / "STALL n END ns", then "DONE n". Exit status 2: bad
@@ -417,6 +423,13 @@ int main(int argc, char **argv) {
     many_threads(3000);
   } else if (!strcmp(mode, "bad_layout")) {
     layout.frame_size = 100000;
+  } else if (!strcmp(mode, "bad_offset")) {
+    layout.code_nlocals = 0x7ffffffc;
+  } else if (!strcmp(mode, "bad_traceable")) {
+    layout.frame_format = PERPETUO__PYFRAME_OBJECT_UNITS;
+    layout.code_firsttraceable = 1100;
+  } else if (!strcmp(mode, "bad_header")) {
+    layout.tuple_items = 8;
   } else if (strcmp(mode, "ok") && strcmp(mode, "garbage")) {
     usage("unknown mode");
   }
