@@ -184,6 +184,46 @@ perpetuo_tracker_new_external(perpetuo_tracker_t **ret, const char *name,
                               const perpetuo_tracker_options_t *opts);
 
 /*
+ * A contention rule (1.2): a tracker without a counter, for a lock that
+ * someone else maintains, such as the GIL of an unmodified CPython. The
+ * lock's holder hands it over from time to time, counting handovers; a
+ * thread that wants it sets a request flag. The tracker is active while the
+ * request flag is set, and it stalls when the flag stays set while no
+ * handover happens for longer than its threshold: a thread has waited that
+ * long, and the holder has not let go. Nobody waiting is never a stall.
+ *
+ * `handovers` is the address of a 64-bit counter that changes at every
+ * handover. `request` is the address of the 32-bit word holding the flag,
+ * `request_mask` the bits of it that say a thread waits. With
+ * PERPETUO_CONTENTION_VIA_HOLDER in `flags`, the word belongs to the
+ * holder: `holder` is the address of a pointer to the holder, and `request`
+ * the word's offset from what it points to (a multiple of 4, at most
+ * 65536). All addresses are in this process and must stay readable while
+ * the tracker is registered; the watcher reads them at each poll.
+ */
+typedef struct perpetuo_contention {
+  uint64_t handovers;
+  uint64_t request;
+  uint32_t request_mask;
+  uint32_t flags;
+  uint64_t holder;
+} perpetuo_contention_t;
+
+#define PERPETUO_CONTENTION_VIA_HOLDER 0x1u
+
+/*
+ * Registers a tracker for a contention rule (above). It has no counter:
+ * perpetuo_tracker_counter() returns NULL, and enter, leave and is_active
+ * return -EINVAL. Errors and thread-safety as perpetuo_tracker_new();
+ * -EINVAL also for a NULL rule, a zero or misaligned address, a zero mask,
+ * unknown flags. (1.2)
+ */
+PERPETUO_EXPORT int
+perpetuo_tracker_new_contention(perpetuo_tracker_t **ret, const char *name,
+                                const perpetuo_contention_t *rule,
+                                const perpetuo_tracker_options_t *opts);
+
+/*
  * Releases a tracker; its slot is reused by later registrations, so no thread
  * may tick its counter afterwards. NULL is accepted and does nothing.
  * Returns 0, or -EBUSY, leaving the tracker registered, when the tracker has
@@ -196,7 +236,8 @@ PERPETUO_EXPORT int perpetuo_tracker_free(perpetuo_tracker_t *tracker);
 /*
  * The tracker's counter: in the region, or the caller's for an external
  * tracker. Pass it to perpetuo_counter_enter() and _leave() on the hot path.
- * Valid until perpetuo_tracker_free(). Returns NULL for a NULL tracker.
+ * Valid until perpetuo_tracker_free(). Returns NULL for a NULL tracker, and
+ * for a contention tracker, which has none.
  */
 PERPETUO_EXPORT uint64_t *
 perpetuo_tracker_counter(const perpetuo_tracker_t *tracker);

@@ -24,6 +24,7 @@ PERPETUO__HIDDEN struct perpetuo__header *perpetuo__region_get(void);
 struct perpetuo__slot_request {
   uint32_t kind;
   uint64_t external_addr;
+  uint64_t aux[4]; /* the contention rule, for that kind */
   uint32_t thread_hint;
   uint64_t thread_id;
   uint32_t threshold_ms;

@@ -51,9 +51,17 @@ enum perpetuo__slot_state {
 };
 
 enum perpetuo__slot_kind {
-  PERPETUO__KIND_INLINE = 1,  /* the counter is the slot's own `counter` */
-  PERPETUO__KIND_EXTERNAL = 2 /* the counter is at `counter_addr` */
+  PERPETUO__KIND_INLINE = 1,   /* the counter is the slot's own `counter` */
+  PERPETUO__KIND_EXTERNAL = 2, /* the counter is at `counter_addr` */
+  /* No counter: a contention rule. `counter_addr` is the handover counter,
+   * aux[0] the request word (or its offset from the holder), aux[1] the
+   * request mask | flags << 32, aux[2] the holder pointer's address. */
+  PERPETUO__KIND_CONTENTION = 3
 };
+
+/* aux[1] >> 32 of a contention slot: the request word is at aux[0] bytes
+ * from the address the pointer at aux[2] holds. */
+#define PERPETUO__CONTENTION_VIA_HOLDER 0x1u
 
 /* Slot flags. */
 #define PERPETUO__SLOT_ORPHANED                                                \

@@ -187,16 +187,16 @@ perpetuo__region_claim(const struct perpetuo__slot_request *request, int *err) {
   slot->generation++;
   slot->kind = request->kind;
   slot->counter = request->initially_active ? 1 : 0;
-  slot->counter_addr = request->kind == PERPETUO__KIND_EXTERNAL
-                           ? request->external_addr
-                           : (uint64_t)(uintptr_t)&slot->counter;
+  slot->counter_addr = request->kind == PERPETUO__KIND_INLINE
+                           ? (uint64_t)(uintptr_t)&slot->counter
+                           : request->external_addr;
   slot->thread_hint = request->thread_hint;
   slot->thread_id = request->thread_id;
   slot->threshold_ms = request->threshold_ms;
   slot->flags = 0;
   slot->detail_text = 0;
   slot->detail_length = 0;
-  memset(slot->aux, 0, sizeof(slot->aux));
+  memcpy(slot->aux, request->aux, sizeof(slot->aux));
   record_registering_thread(slot);
   perpetuo__copy_utf8(slot->name, sizeof(slot->name), request->name);
   __atomic_store_n(&slot->state, PERPETUO__SLOT_LIVE, __ATOMIC_RELEASE);
@@ -211,6 +211,9 @@ void perpetuo__region_release(struct perpetuo__slot *slot) {
   __atomic_store_n(&slot->state, PERPETUO__SLOT_FREE, __ATOMIC_RELEASE);
   pthread_mutex_unlock(&region_lock);
 }
+
+_Static_assert(PERPETUO_RUNTIME_LAYOUT_MAX == PERPETUO__PYTHON_SIZE,
+               "the block's size, as the API says it");
 
 int perpetuo_runtime_layout_publish(const void *data, size_t size) {
   if (!data || size < sizeof(uint32_t) || size > PERPETUO__PYTHON_SIZE)

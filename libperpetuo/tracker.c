@@ -2,6 +2,7 @@
 #include "config.h"
 
 #include <errno.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <string.h>
 
@@ -64,6 +65,7 @@ static int read_tracker_options(const perpetuo_tracker_options_t *opts,
 
 static int tracker_register(perpetuo_tracker_t **ret, const char *name,
                             uint32_t kind, uint64_t *external,
+                            const uint64_t aux[4],
                             const perpetuo_tracker_options_t *opts) {
   if (!ret || !name || !name[0])
     return -EINVAL;
@@ -80,6 +82,8 @@ static int tracker_register(perpetuo_tracker_t **ret, const char *name,
       .initially_active = kind == PERPETUO__KIND_INLINE && o.initially_active,
       .name = name,
   };
+  if (aux)
+    memcpy(request.aux, aux, sizeof(request.aux));
   struct perpetuo__slot *slot = perpetuo__region_claim(&request, &err);
   if (!slot)
     return err;
@@ -89,7 +93,7 @@ static int tracker_register(perpetuo_tracker_t **ret, const char *name,
 
 int perpetuo_tracker_new(perpetuo_tracker_t **ret, const char *name,
                          const perpetuo_tracker_options_t *opts) {
-  return tracker_register(ret, name, PERPETUO__KIND_INLINE, NULL, opts);
+  return tracker_register(ret, name, PERPETUO__KIND_INLINE, NULL, NULL, opts);
 }
 
 int perpetuo_tracker_new_external(perpetuo_tracker_t **ret, const char *name,
@@ -97,7 +101,26 @@ int perpetuo_tracker_new_external(perpetuo_tracker_t **ret, const char *name,
                                   const perpetuo_tracker_options_t *opts) {
   if (!counter || (uintptr_t)counter % _Alignof(uint64_t) != 0)
     return -EINVAL;
-  return tracker_register(ret, name, PERPETUO__KIND_EXTERNAL, counter, opts);
+  return tracker_register(ret, name, PERPETUO__KIND_EXTERNAL, counter, NULL,
+                          opts);
+}
+
+int perpetuo_tracker_new_contention(perpetuo_tracker_t **ret, const char *name,
+                                    const perpetuo_contention_t *rule,
+                                    const perpetuo_tracker_options_t *opts) {
+  if (!rule || !rule->handovers || rule->handovers % 8 != 0 ||
+      !rule->request_mask || (rule->flags & ~PERPETUO_CONTENTION_VIA_HOLDER))
+    return -EINVAL;
+  bool via_holder = rule->flags & PERPETUO_CONTENTION_VIA_HOLDER;
+  if (via_holder ? !rule->holder || rule->holder % 8 != 0 ||
+                       rule->request > 65536 || rule->request % 4 != 0
+                 : !rule->request || rule->request % 4 != 0 || rule->holder)
+    return -EINVAL;
+  uint64_t aux[4] = {rule->request,
+                     rule->request_mask | (uint64_t)rule->flags << 32,
+                     rule->holder, 0};
+  return tracker_register(ret, name, PERPETUO__KIND_CONTENTION,
+                          (uint64_t *)(uintptr_t)rule->handovers, aux, opts);
 }
 
 int perpetuo_tracker_free(perpetuo_tracker_t *tracker) {
@@ -112,7 +135,7 @@ int perpetuo_tracker_free(perpetuo_tracker_t *tracker) {
 }
 
 uint64_t *perpetuo_tracker_counter(const perpetuo_tracker_t *tracker) {
-  if (!tracker)
+  if (!tracker || as_slot(tracker)->kind == PERPETUO__KIND_CONTENTION)
     return NULL;
   return (uint64_t *)(uintptr_t)as_slot(tracker)->counter_addr;
 }

@@ -162,6 +162,79 @@ START_TEST(test_runtime_layout_publish) {
 }
 END_TEST
 
+START_TEST(test_contention) {
+  static uint64_t handovers;
+  static uint32_t request[2];
+  static uint64_t holder;
+  perpetuo_tracker_t *t = NULL;
+  perpetuo_contention_t rule = {.handovers = (uintptr_t)&handovers,
+                                .request = (uintptr_t)&request[0],
+                                .request_mask = 1};
+  perpetuo_contention_t bad = rule;
+  ck_assert_int_eq(perpetuo_tracker_new_contention(&t, "c", NULL, NULL),
+                   -EINVAL);
+  bad.handovers = 0;
+  ck_assert_int_eq(perpetuo_tracker_new_contention(&t, "c", &bad, NULL),
+                   -EINVAL);
+  bad = rule;
+  bad.handovers += 4; /* misaligned */
+  ck_assert_int_eq(perpetuo_tracker_new_contention(&t, "c", &bad, NULL),
+                   -EINVAL);
+  bad = rule;
+  bad.request_mask = 0;
+  ck_assert_int_eq(perpetuo_tracker_new_contention(&t, "c", &bad, NULL),
+                   -EINVAL);
+  bad = rule;
+  bad.flags = 2;
+  ck_assert_int_eq(perpetuo_tracker_new_contention(&t, "c", &bad, NULL),
+                   -EINVAL);
+  bad = rule;
+  bad.holder = (uintptr_t)&holder; /* a holder without the flag */
+  ck_assert_int_eq(perpetuo_tracker_new_contention(&t, "c", &bad, NULL),
+                   -EINVAL);
+  bad = rule;
+  bad.flags = PERPETUO_CONTENTION_VIA_HOLDER;
+  bad.holder = (uintptr_t)&holder;
+  bad.request = 65540; /* too far from the holder */
+  ck_assert_int_eq(perpetuo_tracker_new_contention(&t, "c", &bad, NULL),
+                   -EINVAL);
+  ck_assert_ptr_null(t);
+
+  perpetuo_tracker_options_t o;
+  perpetuo_tracker_options_init(&o);
+  o.thread_hint = PERPETUO_THREAD_GIL_HOLDER;
+  ck_assert_int_eq(perpetuo_tracker_new_contention(&t, "lock", &rule, &o), 0);
+  /* No counter to tick. */
+  ck_assert_ptr_null(perpetuo_tracker_counter(t));
+  ck_assert_int_eq(perpetuo_tracker_enter(t), -EINVAL);
+  ck_assert_int_eq(perpetuo_tracker_leave(t), -EINVAL);
+  ck_assert_int_eq(perpetuo_tracker_is_active(t), -EINVAL);
+  /* The rule, in the slot where the watcher reads it (a handle is its
+   * slot, as for every tracker). */
+  struct perpetuo__slot *slot = (struct perpetuo__slot *)(void *)t;
+  ck_assert_uint_eq(slot->kind, PERPETUO__KIND_CONTENTION);
+  ck_assert_uint_eq(slot->counter_addr, (uintptr_t)&handovers);
+  ck_assert_uint_eq(slot->aux[0], (uintptr_t)&request[0]);
+  ck_assert_uint_eq(slot->aux[1], 1);
+  ck_assert_uint_eq(slot->aux[2], 0);
+  ck_assert_uint_eq(slot->thread_hint, PERPETUO_THREAD_GIL_HOLDER);
+  ck_assert_int_eq(perpetuo_tracker_free(t), 0);
+
+  perpetuo_contention_t via = {.handovers = (uintptr_t)&handovers,
+                               .request = 16,
+                               .request_mask = 4,
+                               .flags = PERPETUO_CONTENTION_VIA_HOLDER,
+                               .holder = (uintptr_t)&holder};
+  ck_assert_int_eq(perpetuo_tracker_new_contention(&t, "via", &via, NULL), 0);
+  slot = (struct perpetuo__slot *)(void *)t;
+  ck_assert_uint_eq(slot->aux[0], 16);
+  ck_assert_uint_eq(slot->aux[1],
+                    4 | (uint64_t)PERPETUO__CONTENTION_VIA_HOLDER << 32);
+  ck_assert_uint_eq(slot->aux[2], (uintptr_t)&holder);
+  ck_assert_int_eq(perpetuo_tracker_free(t), 0);
+}
+END_TEST
+
 START_TEST(test_slot_reuse) {
   perpetuo_tracker_t *a = must_new("a", NULL);
   perpetuo_tracker_t *b = must_new("b", NULL);
@@ -944,6 +1017,7 @@ static Suite *tracker_suite(void) {
   tcase_add_test(tc, test_free_null);
   tcase_add_test(tc, test_null_tracker_accessors);
   tcase_add_test(tc, test_runtime_layout_publish);
+  tcase_add_test(tc, test_contention);
   tcase_add_test(tc, test_slot_reuse);
   tcase_add_test(tc, test_detail);
   tcase_add_test(tc, test_generation_bumped_on_reuse);

@@ -233,13 +233,14 @@ int target_open(struct target *t, pid_t pid, uint64_t region, char *why,
     goto fail;
   }
   uint32_t count = t->header.slot_count;
-  size_t max_iov = 2 + (size_t)count;
+  size_t max_iov = 2 + 3 * (size_t)count;
   t->slots = calloc(count, sizeof(*t->slots));
   t->remote = calloc(max_iov, sizeof(*t->remote));
-  t->buffer = malloc(sizeof(struct perpetuo__header) +
-                     (size_t)count * (PERPETUO__SLOT_SIZE + sizeof(uint64_t)));
-  t->external_slots = calloc(count, sizeof(uint32_t));
-  if (!t->slots || !t->remote || !t->buffer || !t->external_slots) {
+  t->buffer =
+      malloc(sizeof(struct perpetuo__header) +
+             (size_t)count * (PERPETUO__SLOT_SIZE + 3 * sizeof(uint64_t)));
+  t->extras = calloc(3 * (size_t)count, sizeof(*t->extras));
+  if (!t->slots || !t->remote || !t->buffer || !t->extras) {
     snprintf(why, why_size, "out of memory");
     err = -ENOMEM;
     goto fail;
@@ -266,7 +267,7 @@ void target_close(struct target *t) {
   free(t->slots);
   free(t->remote);
   free(t->buffer);
-  free(t->external_slots);
+  free(t->extras);
   memset(t, 0, sizeof(*t));
   t->pidfd = t->stat_fd = -1;
 }
@@ -274,6 +275,51 @@ void target_close(struct target *t) {
 static uint64_t slot_address(const struct target *t, uint32_t index) {
   return t->region + t->header.slots_offset +
          (uint64_t)index * t->header.slot_size;
+}
+
+static bool via_holder(const struct perpetuo__slot *s) {
+  return (s->aux[1] >> 32) & PERPETUO__CONTENTION_VIA_HOLDER;
+}
+
+static bool contention_ok(const struct perpetuo__slot *s) {
+  if ((uint32_t)s->aux[1] == 0 || s->aux[0] % 4 != 0 ||
+      (s->aux[1] >> 32) & ~(uint64_t)PERPETUO__CONTENTION_VIA_HOLDER)
+    return false;
+  if (via_holder(s))
+    return s->aux[2] && s->aux[2] % 8 == 0 && s->aux[0] <= 65536;
+  return s->aux[0] != 0;
+}
+
+/* Where a contention slot's request word is this poll: 0 if unknown. */
+static uint64_t request_address(const struct slot_info *info) {
+  if (!via_holder(&info->slot))
+    return info->slot.aux[0];
+  return info->holder_seen ? info->holder_seen + info->slot.aux[0] : 0;
+}
+
+/* A contention slot's words, read now (when it was just registered). */
+static void read_contention_now(struct target *t, struct slot_info *info) {
+  info->external_readable =
+      read_remote(t->pid, &info->counter_word, info->slot.counter_addr, 8) == 8;
+  if (via_holder(&info->slot) &&
+      read_remote(t->pid, &info->holder_seen, info->slot.aux[2], 8) != 8)
+    info->holder_seen = 0;
+  info->holder = info->holder_seen;
+  uint64_t at = request_address(info);
+  info->request_read = at && read_remote(t->pid, &info->request, at, 4) == 4;
+}
+
+/*
+ * A contention slot's counter for the detector: odd while a thread waits,
+ * and moving at every handover. A request read at a holder that changed
+ * since is stale: a handover happened, which the count shows anyway.
+ */
+static uint64_t contention_counter(struct slot_info *info) {
+  bool waiting =
+      info->request_read && (info->request & (uint32_t)info->slot.aux[1]) &&
+      (!via_holder(&info->slot) || info->holder == info->holder_seen);
+  info->holder_seen = info->holder;
+  return info->counter_word * 2 + (waiting ? 1 : 0);
 }
 
 /*
@@ -295,8 +341,10 @@ static void refresh_slot(struct target *t, uint32_t index, const char *copy) {
     return;
   if (s.kind == PERPETUO__KIND_INLINE)
     s.counter_addr = slot_address(t, index);
-  else if (s.kind != PERPETUO__KIND_EXTERNAL || s.counter_addr == 0 ||
-           s.counter_addr % sizeof(uint64_t) != 0)
+  else if ((s.kind != PERPETUO__KIND_EXTERNAL &&
+            s.kind != PERPETUO__KIND_CONTENTION) ||
+           s.counter_addr == 0 || s.counter_addr % sizeof(uint64_t) != 0 ||
+           (s.kind == PERPETUO__KIND_CONTENTION && !contention_ok(&s)))
     return;
   if (s.threshold_ms > MAX_THRESHOLD_MS)
     s.threshold_ms = MAX_THRESHOLD_MS;
@@ -305,13 +353,24 @@ static void refresh_slot(struct target *t, uint32_t index, const char *copy) {
   info->slot = s;
   info->live = true;
   info->external_readable = true;
+  info->holder_seen = 0;
+}
+
+/* A word past the slots that could not be read: its tracker is unreadable
+ * this poll, or for a request word, says nobody is known to wait. */
+static void extra_unreadable(struct target *t, const struct poll_extra *x) {
+  struct slot_info *info = &t->slots[x->slot];
+  if (x->word == WORD_REQUEST)
+    info->request_read = false;
+  else
+    info->external_readable = false;
 }
 
 /*
  * Reads this poll's remote iovecs into t->buffer, in as few
  * process_vm_readv calls as IOV_MAX allows. A remote iovec that cannot be
- * read is skipped when it is an external counter (that tracker is unreadable
- * this poll); anywhere else it means the region is gone.
+ * read is skipped when it is past the slots (extra_unreadable()); anywhere
+ * else it means the region is gone.
  */
 static int read_iovecs(struct target *t, size_t n, size_t first_external) {
   size_t i = 0;
@@ -337,7 +396,7 @@ static int read_iovecs(struct target *t, size_t n, size_t first_external) {
     if (batch > 0 && i < n) {
       if (i < first_external)
         return r < 0 && errno != EFAULT ? -errno : -EFAULT;
-      t->slots[t->external_slots[i - first_external]].external_readable = false;
+      extra_unreadable(t, &t->extras[i - first_external]);
       offset += t->remote[i].iov_len;
       i++;
     }
@@ -359,17 +418,52 @@ static size_t plan_poll(struct target *t, uint32_t count,
     t->remote[iov++] = (struct iovec){(void *)(uintptr_t)slot_address(t, 0),
                                       (size_t)count * PERPETUO__SLOT_SIZE};
   *first_external = iov;
-  size_t externals = 0;
+  size_t extras = 0;
   for (uint32_t i = 0; i < count; i++) {
     struct slot_info *info = &t->slots[i];
-    if (info->live && info->slot.kind == PERPETUO__KIND_EXTERNAL) {
-      info->external_readable = true;
-      t->external_slots[externals++] = i;
-      t->remote[iov++] = (struct iovec){
-          (void *)(uintptr_t)info->slot.counter_addr, sizeof(uint64_t)};
+    if (!info->live || info->slot.kind == PERPETUO__KIND_INLINE)
+      continue;
+    info->external_readable = true;
+    t->extras[extras++] = (struct poll_extra){i, WORD_COUNTER};
+    t->remote[iov++] = (struct iovec){
+        (void *)(uintptr_t)info->slot.counter_addr, sizeof(uint64_t)};
+    if (info->slot.kind != PERPETUO__KIND_CONTENTION)
+      continue;
+    if (via_holder(&info->slot)) {
+      t->extras[extras++] = (struct poll_extra){i, WORD_HOLDER};
+      t->remote[iov++] = (struct iovec){(void *)(uintptr_t)info->slot.aux[2],
+                                        sizeof(uint64_t)};
+    }
+    /* Via the holder, the word of the holder the last poll saw: one system
+     * call per poll, and a holder that changed meanwhile means a handover,
+     * which the count shows. */
+    uint64_t at = request_address(info);
+    info->request_read = at != 0;
+    if (at) {
+      t->extras[extras++] = (struct poll_extra){i, WORD_REQUEST};
+      /* A full word, so the buffer's words stay aligned. */
+      t->remote[iov++] =
+          (struct iovec){(void *)(uintptr_t)at, sizeof(uint32_t)};
     }
   }
   return iov;
+}
+
+/* Copies the words read past the slots to their slots. */
+static void take_extras(struct target *t, size_t n, const char *from) {
+  for (size_t k = 0; k < n; k++) {
+    const struct poll_extra *x = &t->extras[k];
+    struct slot_info *info = &t->slots[x->slot];
+    uint64_t word = 0;
+    size_t len = x->word == WORD_REQUEST ? sizeof(uint32_t) : sizeof(word);
+    memcpy(&word, from, len);
+    from += len;
+    switch (x->word) {
+    case WORD_COUNTER: info->counter_word = word; break;
+    case WORD_HOLDER: info->holder = word; break;
+    case WORD_REQUEST: info->request = (uint32_t)word; break;
+    }
+  }
 }
 
 int target_poll(struct target *t, struct detect_sample *samples, size_t *n) {
@@ -390,34 +484,36 @@ int target_poll(struct target *t, struct detect_sample *samples, size_t *n) {
       continue;
     }
     const char *slots = t->buffer + sizeof(*h);
-    const char *ext = slots + (size_t)count * PERPETUO__SLOT_SIZE;
-    size_t e = 0;
+    take_extras(t, iov - first_external,
+                slots + (size_t)count * PERPETUO__SLOT_SIZE);
     for (uint32_t i = 0; i < count; i++) {
       /* Only the hot part is needed unless the generation moved. */
       const char *copy = slots + (size_t)i * PERPETUO__SLOT_SIZE;
       struct perpetuo__slot s;
       memcpy(&s, copy, PERPETUO__SLOT_HOT_SIZE);
       struct slot_info *info = &t->slots[i];
-      uint64_t external_value = 0;
-      if (info->live && info->slot.kind == PERPETUO__KIND_EXTERNAL)
-        memcpy(&external_value, ext + (e++) * sizeof(uint64_t),
-               sizeof(uint64_t));
       if (s.state != PERPETUO__SLOT_LIVE) {
         info->live = false;
       } else if (!info->live || info->slot.generation != s.generation) {
         refresh_slot(t, i, copy);
         if (info->live && info->slot.kind == PERPETUO__KIND_EXTERNAL)
           info->external_readable =
-              read_remote(t->pid, &external_value, info->slot.counter_addr,
-                          sizeof(external_value)) == sizeof(external_value);
+              read_remote(t->pid, &info->counter_word, info->slot.counter_addr,
+                          sizeof(info->counter_word)) ==
+              sizeof(info->counter_word);
+        else if (info->live && info->slot.kind == PERPETUO__KIND_CONTENTION)
+          read_contention_now(t, info);
       }
       struct detect_sample *sample = &samples[i];
-      bool external = info->live && info->slot.kind == PERPETUO__KIND_EXTERNAL;
+      uint32_t kind = info->live ? info->slot.kind : 0;
       sample->live = info->live &&
                      !(info->slot.flags & PERPETUO__SLOT_ORPHANED) &&
-                     (!external || info->external_readable);
+                     (kind == PERPETUO__KIND_INLINE || info->external_readable);
       sample->generation = s.generation;
-      sample->counter = external ? external_value : s.counter;
+      sample->counter = kind == PERPETUO__KIND_EXTERNAL ? info->counter_word
+                        : kind == PERPETUO__KIND_CONTENTION
+                            ? contention_counter(info)
+                            : s.counter;
       sample->threshold_ns = (int64_t)info->slot.threshold_ms * 1000000;
     }
     *n = count;
@@ -429,8 +525,14 @@ int target_poll(struct target *t, struct detect_sample *samples, size_t *n) {
 bool target_read_counter(struct target *t, uint32_t slot, uint64_t *value) {
   if (slot >= t->header.slot_count || !t->slots[slot].live)
     return false;
-  return read_remote(t->pid, value, t->slots[slot].slot.counter_addr,
-                     sizeof(*value)) == (ssize_t)sizeof(*value);
+  if (read_remote(t->pid, value, t->slots[slot].slot.counter_addr,
+                  sizeof(*value)) != (ssize_t)sizeof(*value))
+    return false;
+  /* A contention slot's counter as the detector sees it, still waiting:
+   * it moved only if a handover happened. */
+  if (t->slots[slot].slot.kind == PERPETUO__KIND_CONTENTION)
+    *value = *value * 2 + 1;
+  return true;
 }
 
 size_t target_read_detail(struct target *t, uint32_t slot, char *out,
@@ -454,7 +556,7 @@ size_t target_read_detail(struct target *t, uint32_t slot, char *out,
 int target_read_pylayout(struct target *t, struct perpetuo__pylayout *out) {
   const struct perpetuo__header *h = &t->header;
   if (h->python_size < sizeof(*out) || h->python_offset < h->header_size ||
-      h->python_offset > h->slots_offset - sizeof(*out))
+      (uint64_t)h->python_offset + sizeof(*out) > h->slots_offset)
     return 0;
   if (read_remote(t->pid, out, t->region + h->python_offset, sizeof(*out)) !=
       (ssize_t)sizeof(*out))

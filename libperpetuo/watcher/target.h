@@ -19,8 +19,22 @@
 /* What the watcher knows of one slot, refreshed when its generation moves. */
 struct slot_info {
   bool live;
-  bool external_readable;
+  bool external_readable; /* its counter (or handover count) could be read */
   struct perpetuo__slot slot; /* names NUL-terminated by us, whatever came */
+  /* An external counter, or a contention slot's handover count, as this
+   * poll read it; a contention slot's other words. */
+  uint64_t counter_word;
+  uint64_t holder;      /* the holder pointer's value */
+  uint64_t holder_seen; /* at the previous poll: where `request` was read */
+  uint32_t request;
+  bool request_read;
+};
+
+/* What each remote iovec past the slots reads, for which slot. */
+enum poll_word { WORD_COUNTER, WORD_HOLDER, WORD_REQUEST };
+struct poll_extra {
+  uint32_t slot;
+  uint32_t word; /* enum poll_word */
 };
 
 struct target {
@@ -35,8 +49,8 @@ struct target {
   size_t argc;
   /* Scratch space for one poll. */
   struct iovec *remote;
-  char *buffer; /* header, used slots, external counters */
-  uint32_t *external_slots;
+  char *buffer;              /* header, used slots, external counters */
+  struct poll_extra *extras; /* up to 3 per slot */
 };
 
 /*

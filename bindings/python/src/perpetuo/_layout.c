@@ -22,6 +22,11 @@
 #else
 #include <internal/pycore_gil.h>
 #endif
+#if PY_VERSION_HEX >= 0x030D0000
+#include <internal/pycore_ceval.h>
+#endif
+
+#include <perpetuo.h>
 
 #include "_layout.h"
 #include "pylayout.h"
@@ -221,4 +226,25 @@ void perpetuo_py_layout_fill(struct perpetuo__pylayout *l) {
   code(l);
   objects(l);
   l->ready = PERPETUO__PYLAYOUT_READY;
+}
+
+void perpetuo_py_gil_contention(perpetuo_contention_t *rule) {
+  PyInterpreterState *interp = _PyRuntime.interpreters.main;
+  memset(rule, 0, sizeof(*rule));
+#if PY_VERSION_HEX >= 0x030C0000
+  struct _gil_runtime_state *gil = interp->ceval.gil;
+#else
+  struct _gil_runtime_state *gil = &_PyRuntime.ceval.gil;
+#endif
+  rule->handovers = (uintptr_t)&gil->switch_number;
+#if PY_VERSION_HEX >= 0x030D0000
+  /* 3.13 asks the holder itself to let go: a bit of its eval breaker. */
+  rule->flags = PERPETUO_CONTENTION_VIA_HOLDER;
+  rule->holder = (uintptr_t)&gil->last_holder;
+  rule->request = offsetof(PyThreadState, eval_breaker);
+  rule->request_mask = _PY_GIL_DROP_REQUEST_BIT;
+#else
+  rule->request = (uintptr_t)&interp->ceval.gil_drop_request;
+  rule->request_mask = ~0u;
+#endif
 }

@@ -135,7 +135,31 @@ static PyObject *watch_pid(PyObject *module, PyObject *unused) {
   return PyLong_FromLong(perpetuo_watch_pid());
 }
 
+/* Registered once, for the life of the process: the interpreter's GIL
+ * outlives any Python object that could own it. */
+static perpetuo_tracker_t *gil_contention;
+
+static PyObject *watch_gil_contention(PyObject *self, PyObject *args) {
+  (void)self;
+  (void)args;
+  if (!gil_contention) {
+    perpetuo_contention_t rule;
+    perpetuo_py_gil_contention(&rule);
+    perpetuo_tracker_options_t opts;
+    perpetuo_tracker_options_init(&opts);
+    opts.thread_hint = PERPETUO_THREAD_GIL_HOLDER;
+    int err = perpetuo_tracker_new_contention(&gil_contention, "GIL contention",
+                                              &rule, &opts);
+    if (err)
+      return perpetuo_py_error(err, NULL);
+  }
+  Py_RETURN_NONE;
+}
+
 static PyMethodDef module_methods[] = {
+    {"_watch_gil_contention", watch_gil_contention, METH_NOARGS,
+     "Watch the GIL from outside: a stall is a thread waiting for it while "
+     "its holder keeps it. Idempotent."},
     {"stall_gil", stall_gil, METH_O,
      "stall_gil(seconds)\n--\n\nSleep for `seconds` while holding the GIL."},
     {"_watch_start", watch_start, METH_VARARGS,

@@ -51,22 +51,37 @@ def stop_watcher() -> None:
         _perpetuo._watch_stop()
 
 
-def instrument_gil() -> None:
-    """Track the GIL: needs a Python built with the perpetuo GIL patch."""
+def instrument_gil(*, require_patch: bool = True) -> str:
+    """Track the GIL.
+
+    On a Python built with the perpetuo GIL patch (sys._set_stall_counter),
+    the interpreter ticks a tracker as threads take and drop the GIL: a
+    stall is one thread holding it too long. Without the patch this raises
+    RuntimeError, as the original did, unless require_patch=False: then the
+    watcher watches the GIL's own state from outside, and a stall is a
+    thread that has asked for the GIL waiting too long while the holder
+    keeps it (nobody waiting is never a stall).
+
+    Returns "patch" or "contention", the way it tracks. Idempotent.
+    """
     global _gil_tracker
     with _lock:
         if _gil_tracker is not None:
-            return
+            return "patch"
         if not hasattr(sys, "_set_stall_counter"):
-            raise RuntimeError(
-                "This Python was not built with the perpetuo GIL "
-                "instrumentation patch")
+            if require_patch:
+                raise RuntimeError(
+                    "This Python was not built with the perpetuo GIL "
+                    "instrumentation patch")
+            _perpetuo._watch_gil_contention()
+            return "contention"
         tracker = StallTracker("GIL", "gil")
         # The interpreter keeps the counter's address for ever: so must we
         # keep the tracker, even past module teardown.
         tracker._leak()
         sys._set_stall_counter(tracker.counter_address())
         _gil_tracker = tracker
+        return "patch"
 
 
 def instrument_trio(*, mode: str = "task_steps") -> None:
@@ -98,11 +113,12 @@ def dwim(**kwargs) -> list[str]:
     """Instrument what can be, start the watcher if anything was; say what."""
     did = []
     try:
-        instrument_gil()
-    except RuntimeError:
+        how = instrument_gil(require_patch=False)
+    except (RuntimeError, OSError):
         pass
     else:
-        did.append("instrumented GIL")
+        did.append("instrumented GIL" if how == "patch"
+                   else "watching GIL contention")
     if "trio" in sys.modules:
         try:
             instrument_trio()
