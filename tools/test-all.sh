@@ -1,6 +1,7 @@
 #!/bin/sh
 # Runs every test: the unit tests (Check), the ABI, header and format checks,
-# the end-to-end tests (real watcher, real stalling processes), then the same
+# the end-to-end tests (real watcher, real stalling processes), the Python
+# tests under every CPython present and under one with the GIL patch, then the same
 # suite once more built with AddressSanitizer + UndefinedBehaviorSanitizer,
 # then 'make distcheck', which builds and tests a release tarball from scratch.
 set -eu
@@ -43,6 +44,11 @@ PYTHON=$venv/bin/python abs_top_builddir=$PWD/build top_srcdir=$PWD \
 # The same tests under every CPython 3.9-3.13 on the machine, each with the
 # extension built for it.
 tools/python-matrix.sh
+
+# The GIL patch: CPython 3.11 from Debian's source with it, the Python tests
+# under it (the patch's own among them), and its own test_sys and
+# test_threading.
+tools/python-patched-tests.sh
 
 # The package as users install it: the wheel, and pip against the library.
 tests/packaging/run.sh

@@ -236,7 +236,7 @@ NASTY_THREAD = b'th"\x01\xff'
 
 
 def test_nasty_name_json(procs):
-    run = scripted(procs, "library", ["stall:0.3", "idle:0.2"],
+    run = scripted(procs, "library", ["stall:0.6", "idle:0.2"],
                    target_args=[b"--name", NASTY_NAME,
                                 b"--thread-name", NASTY_THREAD])
     assert run.finish() == 0
@@ -253,7 +253,7 @@ def test_nasty_name_json(procs):
 
 
 def test_nasty_name_text(procs):
-    run = scripted(procs, "library", ["stall:0.3", "idle:0.2"], json=False,
+    run = scripted(procs, "library", ["stall:0.6", "idle:0.2"], json=False,
                    target_args=[b"--name", NASTY_NAME,
                                 b"--thread-name", NASTY_THREAD])
     assert run.finish() == 0
@@ -290,12 +290,12 @@ def test_detail_reported_and_escaped(procs):
 
 
 def test_detail_absent_and_capped(procs):
-    run = scripted(procs, "library", ["stall:0.3", "idle:0.2"])
+    run = scripted(procs, "library", ["stall:0.6", "idle:0.2"])
     assert run.finish() == 0
     began = events(run.records(), "stall_began")
     assert began and began[0]["stall_details"]["detail"] is None
     long = "d" * 300
-    run = scripted(procs, "library", ["stall:0.3", "idle:0.2"],
+    run = scripted(procs, "library", ["stall:0.6", "idle:0.2"],
                    target_args=["--detail", long])
     assert run.finish() == 0
     began = events(run.records(), "stall_began")
@@ -303,7 +303,7 @@ def test_detail_absent_and_capped(procs):
 
 
 def test_detail_text(procs):
-    run = scripted(procs, "library", ["stall:0.3", "idle:0.2"], json=False,
+    run = scripted(procs, "library", ["stall:0.6", "idle:0.2"], json=False,
                    target_args=[b"--detail", b'job "7"\n'])
     assert run.finish() == 0
     lines = run.target.err.raw()

@@ -39,7 +39,11 @@ def pyenv():
     if not os.path.isdir(os.path.join(stage, "perpetuo")):
         pytest.skip(f"the perpetuo package is not staged in {stage} (run make)")
     env = dict(os.environ)
-    env["PYTHONPATH"] = stage
+    # The stage first; what the caller's path held (pytest and trio, for an
+    # interpreter without them installed) after it.
+    env["PYTHONPATH"] = os.pathsep.join(
+        [stage] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep)
+                   if p and p != stage])
     env["LD_LIBRARY_PATH"] = os.path.join(build, "libperpetuo", ".libs")
     env.setdefault("PERPETUO_WATCHER",
                    os.path.join(build, "libperpetuo", "watcher", "perpetuo"))
