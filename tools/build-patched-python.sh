@@ -21,6 +21,7 @@ patch=$top/patches/cpython-3.11-stall-counter.patch
 src=$work/src
 
 if [ -x "$src/python" ] && [ "$src/.perpetuo-patch" -nt "$patch" ] &&
+  [ "$src/.perpetuo-patch" -nt "$0" ] &&
   "$src/python" -c 'import sys; sys._set_stall_counter' 2>/dev/null; then
   echo "$src/python"
   exit 0
@@ -49,9 +50,13 @@ rm -rf "$src"
 dsc=$(ls "$work"/download/python3.11_*.dsc | tail -n 1)
 dpkg-source -x "$dsc" "$src" >&2
 (cd "$src" && patch -p1 --forward --quiet <"$patch") >&2
-# No PGO or LTO: a plain build, about two minutes on two cores.
+# No PGO or LTO: a plain build, about two minutes on two cores. Debian's
+# security fixes make pyexpat use an internal header, which Debian's own
+# build allows with a define the upstream build does not give it.
 (cd "$src" && ./configure --quiet --prefix="$work/prefix" \
-  --without-ensurepip && make -j"$(nproc)" >/dev/null) >&2
-"$src/python" -c 'import sys, ssl, ctypes; sys._set_stall_counter' >&2
+  --without-ensurepip &&
+  sed -i 's|^MODULE_PYEXPAT_CFLAGS=|&-DPy_BUILD_CORE_MODULE |' Makefile &&
+  make -j"$(nproc)" >/dev/null) >&2
+"$src/python" -c 'import sys, ssl, ctypes, pyexpat; sys._set_stall_counter' >&2
 touch "$src/.perpetuo-patch"
 echo "$src/python"

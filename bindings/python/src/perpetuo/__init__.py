@@ -11,8 +11,10 @@ __all__ = [
     "stop_watcher",
     "instrument_gil",
     "instrument_trio",
+    "instrument_asyncio",
     "dwim",
 ]
 
 from ._perpetuo import StallTracker, stall_gil
-from ._setup import start_watcher, stop_watcher, instrument_gil, instrument_trio, dwim
+from ._setup import (start_watcher, stop_watcher, instrument_gil,
+                     instrument_trio, instrument_asyncio, dwim)

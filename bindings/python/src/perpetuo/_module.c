@@ -181,7 +181,8 @@ static struct PyModuleDef module_def = {
 PyMODINIT_FUNC PyInit__perpetuo(void) {
   if (PyType_Ready(&perpetuo_py_tracker_type) < 0 ||
       PyType_Ready(&perpetuo_py_trio_instrument_type) < 0 ||
-      PyType_Ready(&perpetuo_py_trio_io_wait_instrument_type) < 0)
+      PyType_Ready(&perpetuo_py_trio_io_wait_instrument_type) < 0 ||
+      PyType_Ready(&perpetuo_py_asyncio_selector_type) < 0)
     return NULL;
   PyObject *m = PyModule_Create(&module_def);
   if (!m)
@@ -195,6 +196,7 @@ PyMODINIT_FUNC PyInit__perpetuo(void) {
   Py_INCREF(&perpetuo_py_tracker_type);
   Py_INCREF(&perpetuo_py_trio_instrument_type);
   Py_INCREF(&perpetuo_py_trio_io_wait_instrument_type);
+  Py_INCREF(&perpetuo_py_asyncio_selector_type);
   if (PyModule_AddObject(m, "StallTracker",
                          (PyObject *)&perpetuo_py_tracker_type) < 0 ||
       PyModule_AddObject(m, "TrioInstrument",
@@ -202,6 +204,8 @@ PyMODINIT_FUNC PyInit__perpetuo(void) {
       PyModule_AddObject(
           m, "TrioIoWaitInstrument",
           (PyObject *)&perpetuo_py_trio_io_wait_instrument_type) < 0 ||
+      PyModule_AddObject(m, "AsyncioSelector",
+                         (PyObject *)&perpetuo_py_asyncio_selector_type) < 0 ||
       PyModule_AddStringConstant(m, "libperpetuo_version", perpetuo_version()) <
           0 ||
       PyModule_AddIntConstant(m, "TRACKER_NAME_MAX",

@@ -109,6 +109,71 @@ def instrument_trio(*, mode: str = "task_steps") -> None:
     trio.lowlevel.add_instrument(kind())
 
 
+def _thread_hex(ident: int) -> str:
+    return f"{ident:#_x}"
+
+
+def _hook_loop_exit() -> None:
+    """A stopping loop leaves run_forever() right after its last callbacks,
+    without waiting again: its tracker would stay active. Every asyncio
+    version clears the running loop then, through the module attribute
+    asyncio.events._set_running_loop: that is where it goes idle."""
+    import asyncio.events as events
+
+    original = events._set_running_loop
+    if getattr(original, "_perpetuo_hook", False):
+        return
+
+    def _set_running_loop(loop):
+        if loop is None:
+            running = events._get_running_loop()
+            selector = getattr(running, "_selector", None)
+            if isinstance(selector, _perpetuo.AsyncioSelector):
+                selector.idle()
+        original(loop)
+
+    _set_running_loop._perpetuo_hook = True
+    events._set_running_loop = _set_running_loop
+
+
+def instrument_asyncio(loop=None) -> str:
+    """Track an asyncio event loop: the running one by default.
+
+    The loop's tracker is active while the loop runs callbacks and idle
+    while it waits for I/O: on asyncio's selector loops (the default on
+    Unix) by standing in for the loop's selector, whose select() is the
+    loop's one wait, so it costs one tick pair per loop iteration. A stall
+    is a callback (a task step) that keeps the loop longer than the
+    threshold. Closing the loop releases the tracker. Idempotent.
+
+    Returns the way it tracks, "selector". Raises RuntimeError without a
+    running loop when `loop` is not given, and TypeError for a loop it
+    cannot instrument.
+    """
+    import asyncio
+    import asyncio.selector_events
+
+    if loop is None:
+        loop = asyncio.get_running_loop()
+    with _lock:
+        selector = getattr(loop, "_selector", None)
+        if isinstance(selector, _perpetuo.AsyncioSelector):
+            return "selector"
+        if not isinstance(loop, asyncio.selector_events.BaseSelectorEventLoop) \
+                or selector is None:
+            raise TypeError(
+                f"perpetuo cannot instrument a {type(loop).__name__} loop "
+                f"yet: only asyncio's selector event loops")
+        _hook_loop_exit()
+        running = loop.is_running()
+        thread = getattr(loop, "_thread_id", None) if running else None
+        thread = thread or threading.get_ident()
+        loop._selector = _perpetuo.AsyncioSelector(
+            selector, loop, f"asyncio loop (thread {_thread_hex(thread)})",
+            thread, running)
+        return "selector"
+
+
 def dwim(**kwargs) -> list[str]:
     """Instrument what can be, start the watcher if anything was; say what."""
     did = []
@@ -126,6 +191,19 @@ def dwim(**kwargs) -> list[str]:
             pass
         else:
             did.append("instrumented Trio")
+    if "asyncio" in sys.modules:
+        import asyncio
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            loop = None
+        if loop is not None:
+            try:
+                how = instrument_asyncio(loop)
+            except TypeError:
+                pass
+            else:
+                did.append(f"instrumented asyncio ({how})")
     if did:
         start_watcher(**kwargs)
         did.append("started out of process watcher")

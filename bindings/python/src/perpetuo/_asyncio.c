@@ -1,0 +1,165 @@
+/*
+ * asyncio's selector event loops, instrumented at their one wait: the loop
+ * calls self._selector.select(timeout) once an iteration, and runs its
+ * callbacks around it. AsyncioSelector stands in for the loop's selector:
+ * its select() goes idle, waits in the real selector's select(), and goes
+ * active again, so the loop's tracker is active exactly while the loop runs
+ * callbacks, for one tick pair an iteration, whatever the number of
+ * callbacks. Every other attribute is the real selector's.
+ *
+ * A loop that stops (loop.stop(), the end of run_until_complete()) returns
+ * from run_forever() after the callbacks of its last iteration, with no
+ * wait to go idle in: run_forever() then clears the running loop, which
+ * instrument_asyncio() hooks to call idle(), so a stopped loop is never
+ * taken for a stalled one. Closing the loop closes the selector, which
+ * releases the tracker.
+ */
+#include "_perpetuo.h"
+
+typedef struct {
+  PyObject_HEAD PyObject *inner; /* the real selector */
+  PyObject *inner_select;        /* its bound select(), looked up once */
+  PyObject *loop;
+  perpetuo_tracker_t *tracker;
+  uint64_t *counter;
+} SelectorObject;
+
+static void release_tracker(SelectorObject *self) {
+  if (!self->tracker)
+    return;
+  if (perpetuo_counter_is_active(self->counter))
+    perpetuo_counter_leave(self->counter);
+  perpetuo_tracker_free(self->tracker);
+  self->tracker = NULL;
+  self->counter = NULL;
+}
+
+static PyObject *selector_new(PyTypeObject *type, PyObject *args,
+                              PyObject *kwargs) {
+  static char *keywords[] = {"selector", "loop",   "name",
+                             "thread",   "active", NULL};
+  PyObject *inner, *loop, *name, *thread;
+  int active;
+  if (!PyArg_ParseTupleAndKeywords(args, kwargs, "OOUOp:AsyncioSelector",
+                                   keywords, &inner, &loop, &name, &thread,
+                                   &active))
+    return NULL;
+  PyObject *inner_select = PyObject_GetAttrString(inner, "select");
+  if (!inner_select)
+    return NULL;
+  SelectorObject *self = (SelectorObject *)type->tp_alloc(type, 0);
+  if (!self) {
+    Py_DECREF(inner_select);
+    return NULL;
+  }
+  Py_INCREF(inner);
+  Py_INCREF(loop);
+  self->inner = inner;
+  self->inner_select = inner_select;
+  self->loop = loop;
+  self->tracker = perpetuo_py_tracker_new(name, thread, active);
+  if (!self->tracker) {
+    Py_DECREF(self);
+    return NULL;
+  }
+  self->counter = perpetuo_tracker_counter(self->tracker);
+  return (PyObject *)self;
+}
+
+/* The loop's wait: idle during it, active after it. The arguments go
+ * through as they came. */
+static PyObject *selector_select(SelectorObject *self, PyObject *const *args,
+                                 Py_ssize_t nargs, PyObject *kwnames) {
+  if (self->tracker && perpetuo_counter_is_active(self->counter))
+    perpetuo_counter_leave(self->counter);
+  PyObject *events =
+      PyObject_Vectorcall(self->inner_select, args, (size_t)nargs, kwnames);
+  if (events && self->tracker && !perpetuo_counter_is_active(self->counter))
+    perpetuo_counter_enter(self->counter);
+  return events;
+}
+
+static PyObject *selector_idle(SelectorObject *self, PyObject *unused) {
+  if (self->tracker && perpetuo_counter_is_active(self->counter))
+    perpetuo_counter_leave(self->counter);
+  Py_RETURN_NONE;
+}
+
+static PyObject *selector_close(SelectorObject *self, PyObject *unused) {
+  release_tracker(self);
+  return PyObject_CallMethod(self->inner, "close", NULL);
+}
+
+/* Anything else is the real selector's. */
+static PyObject *selector_getattro(SelectorObject *self, PyObject *name) {
+  PyObject *found = PyObject_GenericGetAttr((PyObject *)self, name);
+  if (found || !PyErr_ExceptionMatches(PyExc_AttributeError))
+    return found;
+  PyErr_Clear();
+  return PyObject_GetAttr(self->inner, name);
+}
+
+static PyObject *get_tracking(SelectorObject *self, void *closure) {
+  return PyBool_FromLong(self->tracker != NULL);
+}
+
+static PyObject *get_wrapped(SelectorObject *self, void *closure) {
+  Py_INCREF(self->inner);
+  return self->inner;
+}
+
+static int selector_traverse(SelectorObject *self, visitproc visit, void *arg) {
+  Py_VISIT(self->inner);
+  Py_VISIT(self->inner_select);
+  Py_VISIT(self->loop);
+  return 0;
+}
+
+static int selector_clear(SelectorObject *self) {
+  Py_CLEAR(self->inner);
+  Py_CLEAR(self->inner_select);
+  Py_CLEAR(self->loop);
+  return 0;
+}
+
+static void selector_dealloc(SelectorObject *self) {
+  PyObject_GC_UnTrack(self);
+  release_tracker(self);
+  selector_clear(self);
+  Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+static PyMethodDef selector_methods[] = {
+    {"select", (PyCFunction)(void (*)(void))selector_select,
+     METH_FASTCALL | METH_KEYWORDS,
+     "The real selector's select(), with the loop idle while it waits."},
+    {"idle", (PyCFunction)selector_idle, METH_NOARGS,
+     "The loop stopped running: its tracker goes idle until its next wait "
+     "ends."},
+    {"close", (PyCFunction)selector_close, METH_NOARGS,
+     "Release the loop's tracker, and close the real selector."},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyGetSetDef selector_getset[] = {
+    {"tracking", (getter)get_tracking, NULL,
+     "Whether it holds the loop's tracker.", NULL},
+    {"wrapped", (getter)get_wrapped, NULL, "The real selector.", NULL},
+    {NULL, NULL, NULL, NULL, NULL},
+};
+
+PyTypeObject perpetuo_py_asyncio_selector_type = {
+    PyVarObject_HEAD_INIT(NULL, 0).tp_name = "perpetuo.AsyncioSelector",
+    .tp_basicsize = sizeof(SelectorObject),
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC,
+    .tp_doc = "AsyncioSelector(selector, loop, name, thread, active): stands "
+              "in for an asyncio loop's selector, keeping the loop's "
+              "tracker idle while the loop waits.",
+    .tp_new = selector_new,
+    .tp_dealloc = (destructor)selector_dealloc,
+    .tp_traverse = (traverseproc)selector_traverse,
+    .tp_clear = (inquiry)selector_clear,
+    .tp_getattro = (getattrofunc)selector_getattro,
+    .tp_methods = selector_methods,
+    .tp_getset = selector_getset,
+};
