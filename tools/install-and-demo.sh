@@ -8,11 +8,12 @@ cd "$(dirname "$0")/.."
 # for the Python package; Check, pytest and trio for the tests; venv for the
 # packaging tests (which take the other Python tools from PyPI);
 # clang-format for the format check; dpkg-dev, patch and CPython's build
-# dependencies for the GIL patch's interpreter (tools/build-patched-python.sh).
+# dependencies for the GIL patch's interpreter (tools/build-patched-python.sh);
+# valgrind for the benchmark of that patch's cost (callgrind counts).
 packages="build-essential autoconf automake libtool pkg-config libuv1-dev
   libunwind-dev libdw-dev check clang-format python3 python3-dev python3-pytest
   python3-trio python3-venv util-linux dpkg-dev patch libffi-dev libssl-dev
-  zlib1g-dev libbz2-dev liblzma-dev"
+  zlib1g-dev libbz2-dev liblzma-dev valgrind"
 
 missing=
 for p in $packages; do
