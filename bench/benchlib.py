@@ -1,7 +1,9 @@
 """What the benchmark scripts share."""
 
+import math
 import os
 import platform
+import statistics
 
 
 def machine_description():
@@ -18,3 +20,21 @@ def machine_description():
     return "%d CPUs (%s), kernel %s %s, load average %s" % (
         os.cpu_count() or 0, model, platform.system(), platform.release(),
         " ".join("%.2f" % x for x in os.getloadavg()))
+
+
+def percentile(values, fraction):
+    """Nearest rank: the smallest value with `fraction` of them at or below."""
+    ordered = sorted(values)
+    rank = max(1, math.ceil(fraction * len(ordered)))
+    return ordered[rank - 1]
+
+
+def median(values):
+    return statistics.median(values) if values else float("nan")
+
+
+def fmt(value):
+    """A figure for a table: "-" when nothing was measured (NaN)."""
+    if value != value:
+        return "-"
+    return "%.0f" % value if abs(value) >= 100 else "%.1f" % value

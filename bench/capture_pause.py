@@ -32,14 +32,12 @@ capture, or one with stacks off has one.
 
 import argparse
 import json
-import math
 import os
-import statistics
 import subprocess
 import sys
 import tempfile
 
-from benchlib import machine_description
+from benchlib import fmt, machine_description, median, percentile
 
 STALL_MS = 80
 IDLE_MS = 20
@@ -51,15 +49,6 @@ class BenchError(Exception):
     pass
 
 
-def percentile(values, fraction):
-    """Nearest rank: the smallest value with `fraction` of them at or below."""
-    ordered = sorted(values)
-    rank = max(1, math.ceil(fraction * len(ordered)))
-    return ordered[rank - 1]
-
-
-def median(values):
-    return statistics.median(values) if values else float("nan")
 
 
 def idle_ms(threads, all_threads):
@@ -169,12 +158,6 @@ def summarize(records):
         "frames_min": min(frames),
         "short": sum(1 for n in frames if n < DEPTH),
     }
-
-
-def fmt(value):
-    if value != value:  # NaN: no warm capture
-        return "-"
-    return "%.0f" % value if value >= 100 else "%.1f" % value
 
 
 def print_context():

@@ -58,19 +58,17 @@ on the CPU all along, sees no stop during a dump.
 
 import argparse
 import json
-import math
 import os
 import queue
 import shutil
 import signal
-import statistics
 import subprocess
 import sys
 import tempfile
 import threading
 import time
 
-from benchlib import machine_description
+from benchlib import fmt, machine_description, median, percentile
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 TARGET = os.path.join(HERE, "pystack_target.py")
@@ -457,21 +455,6 @@ def summarize(row, began, windows, ours_seen, dumps, spy_seen):
     }
 
 
-def percentile(values, fraction):
-    """Nearest rank: the smallest value with `fraction` of them at or below."""
-    ordered = sorted(values)
-    rank = max(1, math.ceil(fraction * len(ordered)))
-    return ordered[rank - 1]
-
-
-def median(values):
-    return statistics.median(values) if values else float("nan")
-
-
-def fmt(value):
-    if value != value:  # NaN: nothing measured
-        return "-"
-    return "%.0f" % value if abs(value) >= 100 else "%.1f" % value
 
 
 def report(results, dumps):

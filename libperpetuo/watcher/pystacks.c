@@ -348,15 +348,21 @@ static char *read_str(struct read_ctx *c, uint64_t obj) {
   return out;
 }
 
+/* The length of a bytes object, or -1 if `obj` is not a readable one. */
+static int64_t bytes_length(struct read_ctx *c, uint64_t obj) {
+  const struct perpetuo__pylayout *l = c->l;
+  unsigned char head[128];
+  if (!rd(c, obj, head, (size_t)l->bytes_data) ||
+      word_at(head, l->object_type) != l->type_bytes)
+    return -1;
+  int64_t size = (int64_t)word_at(head, l->bytes_size);
+  return size < 0 ? -1 : size;
+}
+
 static bool read_bytes(struct read_ctx *c, uint64_t obj, size_t max,
                        uint8_t **data, size_t *len) {
   const struct perpetuo__pylayout *l = c->l;
-  unsigned char head[128];
-  if (!rd(c, obj, head, (size_t)l->bytes_data))
-    return false;
-  if (word_at(head, l->object_type) != l->type_bytes)
-    return false;
-  int64_t size = (int64_t)word_at(head, l->bytes_size);
+  int64_t size = bytes_length(c, obj);
   if (size < 0 || (uint64_t)size > max)
     return false;
   *data = malloc(size ? (size_t)size : 1);
@@ -626,18 +632,15 @@ static struct py_value *capture_value(struct read_ctx *c, uint64_t obj,
       memcpy(v->data, buf, count * kind);
     }
   } else if (type == l->type_bytes) {
-    unsigned char head[128];
-    if (rd(c, obj, head, (size_t)l->bytes_data)) {
-      int64_t n = (int64_t)word_at(head, l->bytes_size);
-      size_t count = n > STR_CHARS_READ ? STR_CHARS_READ : (size_t)n;
-      if (n >= 0 && (v = value_new(c, count)) &&
-          rd(c, obj + (uint64_t)l->bytes_data, v->data, count)) {
-        v->kind = VALUE_BYTES;
-        v->count = count;
-        v->total = (uint64_t)n;
-      } else {
-        v = NULL;
-      }
+    int64_t n = bytes_length(c, obj);
+    size_t count = n > STR_CHARS_READ ? STR_CHARS_READ : (size_t)n;
+    if (n >= 0 && (v = value_new(c, count)) &&
+        rd(c, obj + (uint64_t)l->bytes_data, v->data, count)) {
+      v->kind = VALUE_BYTES;
+      v->count = count;
+      v->total = (uint64_t)n;
+    } else {
+      v = NULL;
     }
   } else if (type == l->type_cell && depth == 0) {
     /* A variable captured by a closure: show what it holds. */

@@ -25,12 +25,7 @@ typedef struct {
 } SelectorObject;
 
 static void release_tracker(SelectorObject *self) {
-  if (!self->tracker)
-    return;
-  if (perpetuo_counter_is_active(self->counter))
-    perpetuo_counter_leave(self->counter);
-  perpetuo_tracker_free(self->tracker);
-  self->tracker = NULL;
+  perpetuo_py_tracker_release(&self->tracker);
   self->counter = NULL;
 }
 

@@ -40,24 +40,25 @@
   ((int32_t)(offsetof(type, field) + sizeof(((type *)0)->field)))
 #define MAX2(a, b) ((a) > (b) ? (a) : (b))
 
-/* Where the bit fields of a str's `state` lie: found by setting each in an
- * otherwise zero object and looking at which bits moved. */
+/* The bits of a str's `state` word that setting one of its bit fields, in
+ * an otherwise zero object, sets. */
+#define STATE_BITS(field, value)                                               \
+  __extension__({                                                              \
+    PyASCIIObject probe;                                                       \
+    uint32_t word;                                                             \
+    memset(&probe, 0, sizeof(probe));                                          \
+    probe.state.field = (value);                                               \
+    memcpy(&word, (char *)&probe + offsetof(PyASCIIObject, state), 4);         \
+    word;                                                                      \
+  })
+
+/* Where the bit fields of a str's `state` lie. */
 static void unicode_state_bits(struct perpetuo__pylayout *l) {
-  PyASCIIObject probe;
-  uint32_t word;
-  memset(&probe, 0, sizeof(probe));
-  probe.state.kind = 7;
-  memcpy(&word, (char *)&probe + offsetof(PyASCIIObject, state), 4);
-  l->unicode_kind_shift = word ? (uint32_t)__builtin_ctz(word) : 0;
-  l->unicode_kind_mask = word >> l->unicode_kind_shift;
-  memset(&probe, 0, sizeof(probe));
-  probe.state.compact = 1;
-  memcpy(&word, (char *)&probe + offsetof(PyASCIIObject, state), 4);
-  l->unicode_compact_bit = (uint32_t)__builtin_ctz(word);
-  memset(&probe, 0, sizeof(probe));
-  probe.state.ascii = 1;
-  memcpy(&word, (char *)&probe + offsetof(PyASCIIObject, state), 4);
-  l->unicode_ascii_bit = (uint32_t)__builtin_ctz(word);
+  uint32_t kind = STATE_BITS(kind, 7);
+  l->unicode_kind_shift = kind ? (uint32_t)__builtin_ctz(kind) : 0;
+  l->unicode_kind_mask = kind >> l->unicode_kind_shift;
+  l->unicode_compact_bit = (uint32_t)__builtin_ctz(STATE_BITS(compact, 1));
+  l->unicode_ascii_bit = (uint32_t)__builtin_ctz(STATE_BITS(ascii, 1));
 }
 
 static void threads(struct perpetuo__pylayout *l) {

@@ -28,4 +28,10 @@ perpetuo_tracker_t *perpetuo_py_tracker_new(PyObject *name,
                                             PyObject *relevant_thread,
                                             int initially_active);
 
+/*
+ * Releases *tracker (if not NULL), idle first: a tracker freed while active
+ * would be a stall that never ends. Sets *tracker to NULL.
+ */
+void perpetuo_py_tracker_release(perpetuo_tracker_t **tracker);
+
 #endif

@@ -88,14 +88,17 @@ static PyObject *tracker_new(PyTypeObject *type, PyObject *args,
   return (PyObject *)self;
 }
 
-static void release(TrackerObject *self) {
-  if (!self->tracker)
+void perpetuo_py_tracker_release(perpetuo_tracker_t **tracker) {
+  if (!*tracker)
     return;
-  /* A tracker freed while active would be a stall that never ends. */
-  if (perpetuo_tracker_is_active(self->tracker))
-    perpetuo_tracker_leave(self->tracker);
-  perpetuo_tracker_free(self->tracker);
-  self->tracker = NULL;
+  if (perpetuo_tracker_is_active(*tracker) == 1)
+    perpetuo_tracker_leave(*tracker);
+  perpetuo_tracker_free(*tracker);
+  *tracker = NULL;
+}
+
+static void release(TrackerObject *self) {
+  perpetuo_py_tracker_release(&self->tracker);
 }
 
 static void tracker_dealloc(TrackerObject *self) {

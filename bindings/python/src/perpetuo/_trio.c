@@ -101,12 +101,7 @@ static void publish_task(TrioInstrumentObject *self, PyObject *task) {
 }
 
 static void stop_tracking(TrioInstrumentObject *self) {
-  if (!self->tracker)
-    return;
-  if (perpetuo_counter_is_active(self->counter))
-    perpetuo_counter_leave(self->counter);
-  perpetuo_tracker_free(self->tracker);
-  self->tracker = NULL;
+  perpetuo_py_tracker_release(&self->tracker);
   self->counter = NULL;
   self->detail = NULL;
 }
