@@ -15,6 +15,9 @@ __all__ = [
     "dwim",
 ]
 
-from ._perpetuo import StallTracker, stall_gil
+from ._backend import api as _api
+
+StallTracker = _api.StallTracker
+stall_gil = _api.stall_gil
 from ._setup import (start_watcher, stop_watcher, instrument_gil,
                      instrument_trio, instrument_asyncio, dwim)

@@ -6,8 +6,9 @@ import os
 import sys
 import threading
 
-from . import _perpetuo
-from ._perpetuo import StallTracker
+from ._backend import api as _perpetuo
+
+StallTracker = _perpetuo.StallTracker
 
 _lock = threading.Lock()
 _gil_tracker: StallTracker | None = None
