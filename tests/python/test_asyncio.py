@@ -1,11 +1,34 @@
-"""asyncio: the loop's tracker is active while the loop runs callbacks, idle
-while it waits in its selector; a real watcher reports a callback that
-blocks, while it blocks, with the task's frames."""
+"""asyncio: on asyncio's own loop, the loop's tracker is active while the
+loop runs callbacks, idle while it waits in its selector; on uvloop, a
+heartbeat the loop runs keeps it moving. Either way a real watcher reports a
+callback that blocks, while it blocks, with the task's frames, and nothing
+else."""
 
 import pytest
 
-BLOCKING = """
-import asyncio, sys, time, perpetuo
+# Each scenario starts with USE_LOOP, run with the loop kind as argv[1].
+USE_LOOP = """
+import asyncio, sys
+if sys.argv[1] == "uvloop":
+    import uvloop
+    asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
+    new_loop = uvloop.new_event_loop
+else:
+    new_loop = asyncio.new_event_loop
+"""
+MECHANISM = {"asyncio": "selector", "uvloop": "heartbeat"}
+
+
+@pytest.fixture(params=["asyncio", "uvloop"])
+def loop_kind(request):
+    if request.param == "uvloop":
+        pytest.importorskip(
+            "uvloop", reason="uvloop is not installed for this Python")
+    return request.param
+
+
+BLOCKING = USE_LOOP + """
+import time, perpetuo
 
 def deep_in_the_handler(kind):
     print("BLOCK", time.monotonic_ns(), flush=True)
@@ -22,18 +45,18 @@ async def handler(kind):
 async def main():
     print(perpetuo.instrument_asyncio(), flush=True)
     perpetuo.start_watcher(alert_interval=0.2, json_mode=True)
-    await asyncio.gather(handler(sys.argv[1]), asyncio.sleep(0.2))
+    await asyncio.gather(handler(sys.argv[2]), asyncio.sleep(0.2))
 
 asyncio.run(main())
 """
 
 
 @pytest.mark.parametrize("kind", ["sleep", "stall_gil"])
-def test_a_blocking_handler_is_reported_while_it_blocks(run, kind):
-    s = run(BLOCKING, args=(kind,))
+def test_a_blocking_handler_is_reported_while_it_blocks(run, loop_kind, kind):
+    s = run(BLOCKING, args=(loop_kind, kind))
     assert s.finish() == 0, s.err.decode()
     lines = s.lines()
-    assert lines[0] == "selector"
+    assert lines[0] == MECHANISM[loop_kind]
     marks = dict(line.split() for line in lines[1:])
     began = s.stalls("stall_began")
     assert len(began) == 1, s.records()
@@ -54,9 +77,9 @@ def test_a_blocking_handler_is_reported_while_it_blocks(run, kind):
     assert len(ended) == 1 and ended[0]["stall_details"]["total_ms"] >= 700
 
 
-def test_a_busy_server_without_slow_handlers_is_no_stall(run):
-    s = run("""
-import asyncio, time, perpetuo
+def test_a_busy_server_without_slow_handlers_is_no_stall(run, loop_kind):
+    s = run(USE_LOOP + """
+import time, perpetuo
 
 async def serve(reader, writer):
     while data := await reader.read(100):
@@ -87,45 +110,98 @@ async def main():
     print("REQUESTS", sum(counts), flush=True)
 
 asyncio.run(main())
-""")
+""", args=(loop_kind,))
     assert s.finish() == 0, s.err.decode()
     lines = s.lines()
-    assert lines[0] == "selector"
+    assert lines[0] == MECHANISM[loop_kind]
     requests = int(lines[1].split()[1])
     assert requests >= 10_000, requests
     assert any(r.get("event") == "watch_started" for r in s.records())
     assert s.stalls() == [], s.records()
 
 
-def test_stopped_closed_and_new_loops(run):
-    s = run("""
-import asyncio, time, perpetuo
+def test_stopped_closed_and_new_loops(run, loop_kind):
+    s = run(USE_LOOP + """
+import time, perpetuo
 from perpetuo import _perpetuo
 
+MECHANISM = {"asyncio": "selector", "uvloop": "heartbeat"}[sys.argv[1]]
+
+def instrumentation(loop):
+    if MECHANISM == "selector":
+        return loop._selector
+    return loop._perpetuo_heartbeat.beat
+
 async def instrument_twice():
-    assert perpetuo.instrument_asyncio() == "selector"
-    assert perpetuo.instrument_asyncio() == "selector"
-    return asyncio.get_running_loop()._selector
+    assert perpetuo.instrument_asyncio() == MECHANISM
+    assert perpetuo.instrument_asyncio() == MECHANISM
+    return instrumentation(asyncio.get_running_loop())
 
 perpetuo.start_watcher(alert_interval=0.2, json_mode=True)
-loop = asyncio.new_event_loop()
-selector = loop.run_until_complete(instrument_twice())
-assert isinstance(selector, _perpetuo.AsyncioSelector) and selector.tracking
-# Stopped, not closed: not a stall, however long.
+loop = new_loop()
+hook = loop.run_until_complete(instrument_twice())
+assert hook.tracking
+# Stopped, not closed: not a stall, however long; neither is the loop
+# instrumented before it runs.
 time.sleep(0.6)
 loop.run_until_complete(asyncio.sleep(0.05))
 time.sleep(0.6)
 loop.close()
-assert not selector.tracking
+assert not hook.tracking
+before = new_loop()
+assert perpetuo.instrument_asyncio(before) == MECHANISM
+time.sleep(0.6)
+before.run_until_complete(asyncio.sleep(0.05))
+time.sleep(0.6)
+before.close()
 # A new loop is instrumented afresh; many, and none leaks its tracker.
 for _ in range(1100):
     asyncio.run(instrument_twice())
 held = [perpetuo.StallTracker(f"t{i}", 1) for i in range(1023)]
 print("OK", len(held), flush=True)
-""")
+""", args=(loop_kind,))
     assert s.finish() == 0, s.err.decode()
     assert s.lines() == ["OK 1023"]
     assert s.stalls() == [], s.records()
+
+
+def test_a_loop_run_by_another_thread_blames_that_thread(run):
+    """A heartbeat loop instrumented in one thread and run in another: the
+    tracker names the thread that runs it."""
+    pytest.importorskip("uvloop", reason="uvloop is not installed for this "
+                        "Python")
+    s = run(USE_LOOP + """
+import threading, time, perpetuo
+
+loop = new_loop()
+assert perpetuo.instrument_asyncio(loop) == "heartbeat"
+perpetuo.start_watcher(alert_interval=0.2, json_mode=True)
+
+def blocks():
+    time.sleep(0.8)
+
+async def main():
+    await asyncio.sleep(0.1)
+    blocks()
+
+def runs():
+    print("TID", threading.get_native_id(), flush=True)
+    loop.run_until_complete(main())
+
+worker = threading.Thread(target=runs)
+worker.start()
+worker.join()
+loop.close()
+""", args=("uvloop",))
+    assert s.finish() == 0, s.err.decode()
+    tid = int(s.lines()[0].split()[1])
+    began = s.stalls("stall_began")
+    assert len(began) == 1, s.records()
+    details = began[0]["stall_details"]
+    assert details["thread"]["tid"] == tid
+    names = [f["name"] for f in details["relevant_traces"][0]
+             if not f["native"]]
+    assert names[-2:] == ["main", "blocks"], names
 
 
 def test_instrument_asyncio_outside_a_loop():
@@ -136,12 +212,54 @@ def test_instrument_asyncio_outside_a_loop():
 
 
 def test_loops_it_cannot_instrument_are_refused():
-    uvloop = pytest.importorskip("uvloop", reason="uvloop is not installed")
+    import perpetuo
+
+    with pytest.raises(TypeError, match="cannot instrument a object loop"):
+        perpetuo.instrument_asyncio(object())
+
+    class NoLoop:
+        pass
+
+    with pytest.raises(TypeError, match="it has no run_forever"):
+        perpetuo.instrument_asyncio(NoLoop())
+
+
+def test_heartbeat_arguments_are_checked():
+    uvloop = pytest.importorskip(
+        "uvloop", reason="uvloop is not installed for this Python")
     import perpetuo
 
     loop = uvloop.new_event_loop()
     try:
-        with pytest.raises(TypeError, match="cannot instrument a Loop loop"):
+        with pytest.raises(ValueError, match="more than 0"):
+            perpetuo.instrument_asyncio(loop, heartbeat_interval=0)
+        with pytest.raises(TypeError, match="number of seconds"):
+            perpetuo.instrument_asyncio(loop, heartbeat_interval="1")
+        assert perpetuo.instrument_asyncio(loop, heartbeat_interval=0.5) == \
+            "heartbeat"
+        assert loop._perpetuo_heartbeat.interval == 0.5
+    finally:
+        loop.close()
+    with pytest.raises(RuntimeError, match="closed"):
+        perpetuo.instrument_asyncio(loop)
+
+
+def test_a_loop_running_in_another_thread_is_refused():
+    uvloop = pytest.importorskip(
+        "uvloop", reason="uvloop is not installed for this Python")
+    import threading
+    import perpetuo
+
+    loop = uvloop.new_event_loop()
+    started = threading.Event()
+    loop.call_soon(started.set)
+    worker = threading.Thread(target=loop.run_forever)
+    worker.start()
+    try:
+        assert started.wait(10)
+        with pytest.raises(RuntimeError, match="thread that runs the loop"):
             perpetuo.instrument_asyncio(loop)
     finally:
+        loop.call_soon_threadsafe(loop.stop)
+        worker.join(10)
         loop.close()

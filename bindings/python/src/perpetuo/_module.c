@@ -182,7 +182,8 @@ PyMODINIT_FUNC PyInit__perpetuo(void) {
   if (PyType_Ready(&perpetuo_py_tracker_type) < 0 ||
       PyType_Ready(&perpetuo_py_trio_instrument_type) < 0 ||
       PyType_Ready(&perpetuo_py_trio_io_wait_instrument_type) < 0 ||
-      PyType_Ready(&perpetuo_py_asyncio_selector_type) < 0)
+      PyType_Ready(&perpetuo_py_asyncio_selector_type) < 0 ||
+      PyType_Ready(&perpetuo_py_asyncio_heartbeat_type) < 0)
     return NULL;
   PyObject *m = PyModule_Create(&module_def);
   if (!m)
@@ -197,6 +198,7 @@ PyMODINIT_FUNC PyInit__perpetuo(void) {
   Py_INCREF(&perpetuo_py_trio_instrument_type);
   Py_INCREF(&perpetuo_py_trio_io_wait_instrument_type);
   Py_INCREF(&perpetuo_py_asyncio_selector_type);
+  Py_INCREF(&perpetuo_py_asyncio_heartbeat_type);
   if (PyModule_AddObject(m, "StallTracker",
                          (PyObject *)&perpetuo_py_tracker_type) < 0 ||
       PyModule_AddObject(m, "TrioInstrument",
@@ -206,6 +208,8 @@ PyMODINIT_FUNC PyInit__perpetuo(void) {
           (PyObject *)&perpetuo_py_trio_io_wait_instrument_type) < 0 ||
       PyModule_AddObject(m, "AsyncioSelector",
                          (PyObject *)&perpetuo_py_asyncio_selector_type) < 0 ||
+      PyModule_AddObject(m, "AsyncioHeartbeat",
+                         (PyObject *)&perpetuo_py_asyncio_heartbeat_type) < 0 ||
       PyModule_AddStringConstant(m, "libperpetuo_version", perpetuo_version()) <
           0 ||
       PyModule_AddIntConstant(m, "TRACKER_NAME_MAX",

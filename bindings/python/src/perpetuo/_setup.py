@@ -137,23 +137,144 @@ def _hook_loop_exit() -> None:
     events._set_running_loop = _set_running_loop
 
 
-def instrument_asyncio(loop=None) -> str:
+HEARTBEAT_INTERVAL = 0.025
+
+
+class _LoopHeartbeat:
+    """The heartbeat of one loop, and the instance-level wrappers that tell
+    it when the loop's runs begin and end.
+
+    uvloop's Loop (like any Python subclass of a loop) keeps a __dict__,
+    and looks its own run_forever() and stop() up as attributes
+    (run_until_complete() calls self.run_forever(); its done callback calls
+    loop.stop()): wrappers stored in the instance see every run begin and
+    end, including the end of the run in progress when it is instrumented.
+    """
+
+    def __init__(self, loop, interval: float):
+        self.loop = loop
+        self.interval = interval
+        self.thread = None
+        self.beat = None
+        self._run_forever = loop.run_forever
+        self._stop = loop.stop
+        self._close = loop.close
+
+    def _beat_here(self):
+        """The heartbeat for this thread: a loop run by another thread
+        than last time gets a tracker naming that one."""
+        thread = threading.get_ident()
+        if self.beat is None or self.thread != thread:
+            if self.beat is not None:
+                self.beat.close()
+            self.beat = None
+            self.thread = thread
+            self.beat = _perpetuo.AsyncioHeartbeat(
+                self.loop, f"asyncio loop (thread {_thread_hex(thread)})",
+                thread, self.interval)
+        return self.beat
+
+    def start(self):
+        self._beat_here().start()
+
+    def run_forever(self, *args, **kwargs):
+        self.start()
+        try:
+            return self._run_forever(*args, **kwargs)
+        finally:
+            self.beat.idle()
+
+    def stop(self, *args, **kwargs):
+        result = self._stop(*args, **kwargs)
+        # Only the loop's own thread ticks its counter; loop.stop() belongs
+        # there (another thread calls it through call_soon_threadsafe).
+        if self.beat is not None and threading.get_ident() == self.thread:
+            self.beat.idle()
+        return result
+
+    def close(self, *args, **kwargs):
+        self.release()
+        return self._close(*args, **kwargs)
+
+    def install(self):
+        attrs = vars(self.loop)
+        attrs["run_forever"] = self.run_forever
+        attrs["stop"] = self.stop
+        attrs["close"] = self.close
+        attrs["_perpetuo_heartbeat"] = self
+
+    def release(self):
+        attrs = vars(self.loop)
+        for name in ("run_forever", "stop", "close", "_perpetuo_heartbeat"):
+            attrs.pop(name, None)
+        if self.beat is not None:
+            self.beat.close()
+
+
+def _instrument_heartbeat(loop, interval: float) -> None:
+    if getattr(loop, "_perpetuo_heartbeat", None) is not None:
+        return
+    try:
+        vars(loop)
+    except TypeError:
+        raise TypeError(
+            f"perpetuo cannot instrument a {type(loop).__name__} loop: it "
+            f"has neither a selector nor an instance __dict__ to hook its "
+            f"runs") from None
+    for name in ("run_forever", "stop", "close", "call_later"):
+        if not callable(getattr(loop, name, None)):
+            raise TypeError(
+                f"perpetuo cannot instrument a {type(loop).__name__} loop: "
+                f"it has no {name}() method")
+    if loop.is_closed():
+        raise RuntimeError("the event loop is closed")
+    running = loop.is_running()
+    if running:
+        import asyncio.events
+
+        if asyncio.events._get_running_loop() is not loop:
+            raise RuntimeError(
+                "instrument_asyncio() must be called from the thread that "
+                "runs the loop")
+    heartbeat = _LoopHeartbeat(loop, interval)
+    heartbeat.install()
+    if running:
+        heartbeat.start()
+
+
+def instrument_asyncio(loop=None, *, heartbeat_interval: float | None = None
+                       ) -> str:
     """Track an asyncio event loop: the running one by default.
 
-    The loop's tracker is active while the loop runs callbacks and idle
-    while it waits for I/O: on asyncio's selector loops (the default on
-    Unix) by standing in for the loop's selector, whose select() is the
-    loop's one wait, so it costs one tick pair per loop iteration. A stall
-    is a callback (a task step) that keeps the loop longer than the
-    threshold. Closing the loop releases the tracker. Idempotent.
+    On asyncio's selector loops (the default on Unix) the loop's tracker is
+    active while the loop runs callbacks and idle while it waits for I/O:
+    perpetuo stands in for the loop's selector, whose select() is the loop's
+    one wait, so it costs one tick pair per loop iteration. On other loops
+    (uvloop, ...) a heartbeat the loop runs every `heartbeat_interval`
+    seconds (default 0.025) keeps the tracker moving while the loop is
+    healthy; a stall's length is then overstated by at most that interval.
+    Either way, a stall is a callback (a task step) that keeps the loop
+    longer than the threshold. Closing the loop releases the tracker.
+    Idempotent.
 
-    Returns the way it tracks, "selector". Raises RuntimeError without a
-    running loop when `loop` is not given, and TypeError for a loop it
-    cannot instrument.
+    Returns the way it tracks, "selector" or "heartbeat". Raises
+    RuntimeError without a running loop when `loop` is not given, and
+    TypeError for a loop it cannot instrument.
     """
     import asyncio
     import asyncio.selector_events
 
+    if heartbeat_interval is None:
+        heartbeat_interval = HEARTBEAT_INTERVAL
+    elif not isinstance(heartbeat_interval, (int, float)) or \
+            isinstance(heartbeat_interval, bool):
+        raise TypeError(
+            f"heartbeat_interval must be a number of seconds, not "
+            f"{type(heartbeat_interval).__name__}")
+    elif not 0 < heartbeat_interval <= 60:
+        raise ValueError(
+            f"the heartbeat's interval must be more than 0 and at most 60 "
+            f"seconds, not {heartbeat_interval!r}")
     if loop is None:
         loop = asyncio.get_running_loop()
     with _lock:
@@ -162,9 +283,8 @@ def instrument_asyncio(loop=None) -> str:
             return "selector"
         if not isinstance(loop, asyncio.selector_events.BaseSelectorEventLoop) \
                 or selector is None:
-            raise TypeError(
-                f"perpetuo cannot instrument a {type(loop).__name__} loop "
-                f"yet: only asyncio's selector event loops")
+            _instrument_heartbeat(loop, float(heartbeat_interval))
+            return "heartbeat"
         _hook_loop_exit()
         running = loop.is_running()
         thread = getattr(loop, "_thread_id", None) if running else None
