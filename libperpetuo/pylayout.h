@@ -138,7 +138,9 @@ struct perpetuo__pylayout {
   int32_t set_used;             /* used */
   int32_t cell_ref;             /* ob_ref */
   int32_t type_name;            /* tp_name (a char *) */
-  int32_t reserved2[7];
+  int32_t code_flags;           /* int co_flags; read if the mask below is */
+  uint32_t code_flag_coroutine; /* CO_COROUTINE; 0: not published */
+  int32_t reserved2[5];
 };
 
 #if defined(__STDC_VERSION__) && __STDC_VERSION__ >= 201112L

@@ -210,6 +210,7 @@ const char *pylayout_check(const struct perpetuo__pylayout *l) {
         !offset_ok(l->code_firsttraceable, l->code_size))) ||
       (l->code_firsttraceable >= 0 &&
        !offset_ok(l->code_firsttraceable, l->code_size)) ||
+      (l->code_flag_coroutine && !offset_ok(l->code_flags, l->code_size)) ||
       !offset_ok(l->object_type, 64) || !offset_ok(l->var_size, 64) ||
       !offset_ok(l->tuple_items, 64) || !offset_ok(l->bytes_size, 64) ||
       l->bytes_data < 0 || l->bytes_data > 64 ||
@@ -429,6 +430,9 @@ static struct code_entry *read_code_entry(struct read_ctx *c, uint64_t addr,
   e->code.firstlineno = e->firstlineno;
   e->code.firsttraceable =
       l->code_firsttraceable >= 0 ? int_at(head, l->code_firsttraceable) : 0;
+  e->code.coroutine =
+      l->code_flag_coroutine &&
+      ((uint32_t)int_at(head, l->code_flags) & l->code_flag_coroutine) != 0;
   e->code.name = read_str(c, e->name);
   e->code.filename = read_str(c, e->filename);
   if (e->qualname)

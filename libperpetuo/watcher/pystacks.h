@@ -35,6 +35,7 @@ struct py_code {
   char *filename; /* co_filename */
   int firstlineno;
   int firsttraceable; /* code units (3.11+), else 0 */
+  bool coroutine;     /* an `async def` function's */
   uint8_t *linetable;
   size_t linetable_len;
   char **varnames; /* the names of the locals, varname_count of them */

@@ -156,6 +156,39 @@ static void json_py_frame(struct buf *b, const struct py_frame *f) {
   buf_puts(b, "}");
 }
 
+/* The relevant thread's outermost `async def` frame: the coroutine its event
+ * loop runs as a task (asyncio's or Trio's), whatever that one awaits. */
+static const struct py_frame *task_coroutine(const struct capture *cap) {
+  for (size_t i = 0; cap && i < cap->count; i++) {
+    const struct thread_capture *tc = &cap->threads[i];
+    if (!tc->relevant || !tc->py)
+      continue;
+    for (size_t j = 0; j < tc->py->count; j++)
+      if (tc->py->frames[j].code->coroutine)
+        return &tc->py->frames[j];
+    return NULL;
+  }
+  return NULL;
+}
+
+static void json_coroutine(struct buf *b, const struct capture *cap) {
+  const struct py_frame *f = task_coroutine(cap);
+  buf_puts(b, ",\"coroutine\":");
+  if (!f) {
+    buf_puts(b, "null");
+    return;
+  }
+  buf_puts(b, "{\"name\":");
+  json_str(b, f->code->name ? f->code->name : "??");
+  buf_puts(b, ",\"qualname\":");
+  json_str_or_null(b, f->code->qualname);
+  buf_puts(b, ",\"filename\":");
+  json_str(b, f->code->filename ? f->code->filename : "??");
+  buf_puts(b, ",\"line\":");
+  json_int_or_null(b, f->line, f->line >= 0);
+  buf_puts(b, "}");
+}
+
 /* A Python thread's frames, then the native ones its innermost Python
  * frame called into; or a native stack alone. */
 static void json_trace(struct buf *b, const struct thread_capture *tc) {
@@ -359,8 +392,10 @@ static void json_event(struct reporter *r, const struct detect_event *e,
   } else if (e->kind != DETECT_ENDED) {
     buf_puts(b, ",\"detail\":null");
   }
-  if (cap)
+  if (cap) {
+    json_coroutine(b, cap);
     json_capture(b, cap, x->ended_during_capture);
+  }
   if (e->kind == DETECT_ENDED)
     buf_printf(b, ",\"total_ms\":%.3f,\"end_reason\":\"%s\"",
                e->length_ns / 1e6, end_reason_name(e->end_reason));
@@ -480,6 +515,13 @@ static void text_capture(struct buf *b, const struct capture *cap,
     buf_text_escaped(b, cap->error, strlen(cap->error));
     buf_puts(b, "\n");
     return;
+  }
+  const struct py_frame *co = task_coroutine(cap);
+  if (co) {
+    const char *name = co->code->qualname ? co->code->qualname : co->code->name;
+    buf_puts(b, "  In the task running coroutine ");
+    text_quoted(b, name ? name : "??");
+    buf_puts(b, "\n");
   }
   for (int pass = 0; pass < 2; pass++)
     for (size_t i = 0; i < cap->count; i++)

@@ -73,6 +73,10 @@ def test_a_blocking_handler_is_reported_while_it_blocks(run, loop_kind, kind):
         n for n, line in enumerate(BLOCKING.splitlines(), 1)
         if f"{'time.sleep' if kind == 'sleep' else 'stall_gil'}" in line
         and "# BLOCKS" in line)
+    # The task, by the coroutine it runs (not main's, which waits in
+    # gather: another task).
+    assert details["coroutine"]["name"] == "handler", details["coroutine"]
+    assert details["coroutine"]["line"] == python[-2]["line"]
     ended = s.stalls("stall_ended")
     assert len(ended) == 1 and ended[0]["stall_details"]["total_ms"] >= 700
 

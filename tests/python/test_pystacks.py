@@ -146,6 +146,9 @@ def test_trio_task_blocked_three_calls_deep(script):
     thread = details["capture"]["threads"][0]
     assert thread["relevant"] and thread["python"]["main"]
     assert thread["python"]["frames"] == len(py)
+    # The task's coroutine is main(): culprit() runs inside main's task.
+    assert details["coroutine"]["name"] == "main", details["coroutine"]
+    assert details["coroutine"]["filename"] == s.path
 
 
 # --------------------------------------------------------------- GIL
@@ -201,6 +204,7 @@ def test_gil_held_in_c_shows_the_calling_python_frame(script, kind, marker,
     assert py[-1]["name"] == caller, py
     assert py[-1]["line"] == line_of(s.path, marker)
     assert py[-2]["name"] == "worker"
+    assert details["coroutine"] is None  # no coroutine in that thread
     # The main thread, waiting in join(), is another thread.
     others = details["other_traces"]
     assert any(python_frames(t) and python_frames(t)[0]["name"] == "<module>"
@@ -327,6 +331,8 @@ def test_generator_coroutine_lambda_class_body_non_ascii(script):
         values["obj"]
     inner = {l["name"]: l["value"] for l in py[-1]["locals"]}
     assert inner["ünïcode_löcal"] == repr("héllo wörld ☃ \U0001F600")
+    # A coroutine driven by hand from a class body: the outermost one.
+    assert s.only_stall()["coroutine"]["name"] == "coro"
 
 
 def test_locals_off(script):

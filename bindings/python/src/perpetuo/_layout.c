@@ -145,6 +145,8 @@ static void code(struct perpetuo__pylayout *l) {
   l->code_filename = OFF(PyCodeObject, co_filename);
   l->code_name = OFF(PyCodeObject, co_name);
   l->code_firstlineno = OFF(PyCodeObject, co_firstlineno);
+  l->code_flags = OFF(PyCodeObject, co_flags);
+  l->code_flag_coroutine = CO_COROUTINE;
   l->code_qualname = -1;
   l->code_code_adaptive = -1;
   l->code_firsttraceable = -1;
