@@ -1,13 +1,17 @@
 """An asyncio server whose handler blocks the event loop.
 
-    python3 examples/python/asyncio_blocking.py
+    python3 examples/python/asyncio_blocking.py            # asyncio's loop
+    python3 examples/python/asyncio_blocking.py --uvloop   # uvloop's
 
-perpetuo.dwim() instruments the running loop (and watches the GIL); while
-the handler sleeps in time.sleep() no other connection is served, and the
-watcher reports it while it happens, with the handler's frames.
+perpetuo.dwim() instruments the running loop (and watches the GIL): on
+asyncio's own loop at its selector, on uvloop by a heartbeat. While the
+handler sleeps in time.sleep() no other connection is served, and the
+watcher reports it while it happens, with the handler's frames and the
+coroutine of the task that blocks.
 """
 
 import asyncio
+import sys
 import time
 
 import perpetuo
@@ -43,4 +47,8 @@ async def main():
 
 
 if __name__ == "__main__":
+    if "--uvloop" in sys.argv[1:]:
+        import uvloop
+
+        asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
     asyncio.run(main())
