@@ -43,7 +43,7 @@ for version in 3.9 3.10 3.11 3.12 3.13; do
     -Wall -Wextra -Werror -Wno-unused-parameter -Wno-cast-function-type \
     -I"$top/include" -I"$top/libperpetuo" -I"$include" \
     "$src"/_module.c "$src"/_tracker.c "$src"/_trio.c "$src"/_layout.c \
-    "$src"/_asyncio.c "$src"/_heartbeat.c \
+    "$src"/_asyncio.c "$src"/_heartbeat.c "$src"/_trio_dispatch.c \
     -L"$build/libperpetuo/.libs" -lperpetuo -o "$stage/_perpetuo$suffix"
   venv=$matrix/$version/venv
   if ! "$venv/bin/python" -c 'import pytest, trio' 2>/dev/null; then

@@ -27,7 +27,7 @@ ${CC:-cc} -shared -fPIC -std=gnu11 -O2 -g -fvisibility=hidden \
   -Wall -Wextra -Werror -Wno-unused-parameter -Wno-cast-function-type \
   -I"$top/include" -I"$top/libperpetuo" -I"$pysrc/Include" -I"$pysrc" \
   "$src"/_module.c "$src"/_tracker.c "$src"/_trio.c "$src"/_layout.c \
-  "$src"/_asyncio.c "$src"/_heartbeat.c \
+  "$src"/_asyncio.c "$src"/_heartbeat.c "$src"/_trio_dispatch.c \
   -L"$build/libperpetuo/.libs" -lperpetuo -o "$stage/perpetuo/_perpetuo$suffix"
 
 echo "python tests under the patched CPython ($("$python" -c 'import sys; print(sys.version.split()[0])')):"

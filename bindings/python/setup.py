@@ -87,7 +87,7 @@ def extension():
         "perpetuo._perpetuo",
         sources=[os.path.join(SRC, f) for f in
                  ("_module.c", "_tracker.c", "_trio.c", "_layout.c",
-                  "_asyncio.c", "_heartbeat.c")],
+                  "_asyncio.c", "_heartbeat.c", "_trio_dispatch.c")],
         depends=[os.path.join(SRC, f) for f in ("_perpetuo.h", "_layout.h")],
         # The region's formats, which the extension writes.
         include_dirs=[os.path.join(TOP, "libperpetuo")],

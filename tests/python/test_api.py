@@ -7,7 +7,7 @@ import threading
 import pytest
 
 import perpetuo
-from perpetuo import _perpetuo
+from perpetuo._backend import api as _perpetuo
 
 trio = pytest.importorskip("trio", reason="trio is needed for its tests")
 
@@ -214,6 +214,83 @@ def test_trio_instrument_tracks_the_run():
     trio.run(main)
     assert seen["tracking"]
     assert not seen["instrument"].tracking  # released after the run
+
+
+class CountingInstrument(trio.abc.Instrument):
+    def __init__(self, fail_after=None):
+        self.steps = []
+        self.fail_after = fail_after
+
+    def before_task_step(self, task):
+        self.steps.append(task)
+        if self.fail_after is not None and len(self.steps) > self.fail_after:
+            raise ValueError("this instrument breaks")
+
+
+def test_trio_steps_are_counted_without_trios_dispatch(monkeypatch):
+    """The run's instrument group calls our hook itself (trio's own
+    dispatch costs more than the hook); with a second instrument, trio's
+    dispatch again. (That the steps still move the tracker, the stall and
+    no-stall tests with a real watcher show.)"""
+    if not hasattr(_perpetuo, "TrioDispatch"):
+        pytest.skip("this backend has no C dispatch (the C extension has)")
+    from trio._core._instrumentation import Instruments
+
+    dispatched = []
+    trios_call = Instruments.call
+
+    def counting_call(self, hookname, *args):
+        dispatched.append(hookname)
+        return trios_call(self, hookname, *args)
+
+    monkeypatch.setattr(Instruments, "call", counting_call)
+    seen = {}
+
+    async def main():
+        perpetuo.instrument_trio()
+        group = trio.lowlevel.current_root_task()._runner.instruments
+        seen["c_dispatch"] = isinstance(group, _perpetuo.TrioDispatch)
+        del dispatched[:]
+        for _ in range(5):
+            await trio.lowlevel.checkpoint()
+        seen["alone"] = dispatched.count("before_task_step")
+        counting = CountingInstrument()
+        trio.lowlevel.add_instrument(counting)
+        for _ in range(5):
+            await trio.lowlevel.checkpoint()
+        seen["beside"] = dispatched.count("before_task_step")
+        seen["counted"] = len(counting.steps)
+
+    trio.run(main)
+    assert seen["c_dispatch"], "trio's instrument group was left as it was"
+    assert seen["alone"] == 0
+    assert seen["beside"] >= 5 and seen["counted"] >= 5
+
+
+def test_other_instruments_keep_trios_dispatch():
+    """Beside ours, another instrument gets every step, and one that raises
+    is removed and logged, as trio does."""
+    counting = CountingInstrument()
+    failing = CountingInstrument(fail_after=2)
+    steps = {}
+
+    async def main():
+        perpetuo.instrument_trio()
+        trio.lowlevel.add_instrument(counting)
+        trio.lowlevel.add_instrument(failing)
+        for _ in range(10):
+            await trio.lowlevel.checkpoint()
+        steps["group"] = trio.lowlevel.current_root_task()._runner.instruments
+        trio.lowlevel.remove_instrument(counting)
+        for _ in range(10):
+            await trio.lowlevel.checkpoint()
+
+    trio.run(main)
+    dispatch = getattr(_perpetuo, "TrioDispatch", None)
+    assert dispatch is None or isinstance(steps["group"], dispatch)
+    assert len(counting.steps) >= 10
+    assert len(failing.steps) == 3  # removed at its first failure
+    assert failing not in steps["group"]["_all"]
 
 
 def test_instrument_trio_bad_mode():

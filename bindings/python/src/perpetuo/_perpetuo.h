@@ -12,6 +12,17 @@ extern PyTypeObject perpetuo_py_trio_instrument_type;
 extern PyTypeObject perpetuo_py_trio_io_wait_instrument_type;
 extern PyTypeObject perpetuo_py_asyncio_selector_type;
 extern PyTypeObject perpetuo_py_asyncio_heartbeat_type;
+extern PyTypeObject perpetuo_py_trio_dispatch_type;
+
+/*
+ * What TrioInstrument.before_task_step(task) does, for the dispatch that
+ * calls it without trio's: 1 if `instrument` is a TrioInstrument holding a
+ * tracker and the step was counted, 0 (nothing done) otherwise.
+ */
+int perpetuo_py_trio_step(PyObject *instrument, PyObject *task);
+
+/* Readies TrioDispatch and what it compares with. -1 on error. */
+int perpetuo_py_trio_dispatch_init(void);
 
 /*
  * Sets the Python exception for a libperpetuo error: OSError (with errno and,

@@ -108,6 +108,48 @@ def instrument_trio(*, mode: str = "task_steps") -> None:
     # before any tracker exists.
     trio.lowlevel.current_task()
     trio.lowlevel.add_instrument(kind())
+    if mode == "task_steps":
+        _dispatch_steps_in_c()
+
+
+_dispatch_classes: dict = {}
+
+
+def _dispatch_steps_in_c() -> bool:
+    """Lets the run's instrument group call our before_task_step without
+    trio's Python dispatch, which costs more than the hook (see
+    _trio_dispatch.c): its class becomes a subclass of trio's own whose
+    call() is _perpetuo.TrioDispatch's. Where trio is not as expected, nothing
+    changes and trio dispatches as usual. Whether it did."""
+    dispatch = getattr(_perpetuo, "TrioDispatch", None)
+    if dispatch is None:
+        return False
+    try:
+        from trio._core._instrumentation import Instruments
+        from trio._core._run import GLOBAL_RUN_CONTEXT
+
+        group = GLOBAL_RUN_CONTEXT.runner.instruments
+    except (ImportError, AttributeError):
+        return False
+    if isinstance(group, dispatch):
+        return True
+    if type(group) is not Instruments or not callable(
+            getattr(Instruments, "call", None)):
+        return False
+    with _lock:
+        cls = _dispatch_classes.get(Instruments)
+        if cls is None:
+            # trio's class first: the instance layout stays its own, which
+            # __class__ assignment requires.
+            cls = type("Instruments", (Instruments, dispatch),
+                       {"__slots__": (), "__module__": __name__,
+                        "call": dispatch.__dict__["call"]})
+            _dispatch_classes[Instruments] = cls
+    try:
+        group.__class__ = cls
+    except TypeError:
+        return False
+    return True
 
 
 def _thread_hex(ident: int) -> str:

@@ -107,16 +107,31 @@ static void stop_tracking(TrioInstrumentObject *self) {
 }
 
 /* A step begins: active (if not already), and moving. One store. */
+static void step(TrioInstrumentObject *self, PyObject *task) {
+  uint64_t c = __atomic_load_n(self->counter, __ATOMIC_RELAXED);
+  __atomic_store_n(self->counter, c + ((c & 1) ? 2 : 1), __ATOMIC_RELEASE);
+  publish_task(self, task);
+}
+
 static PyObject *before_task_step(TrioInstrumentObject *self, PyObject *task) {
   if (!self->tracker) {
     if (start_tracking(self)) /* a new tracker starts active */
       return NULL;
+    publish_task(self, task);
   } else {
-    uint64_t c = __atomic_load_n(self->counter, __ATOMIC_RELAXED);
-    __atomic_store_n(self->counter, c + ((c & 1) ? 2 : 1), __ATOMIC_RELEASE);
+    step(self, task);
   }
-  publish_task(self, task);
   Py_RETURN_NONE;
+}
+
+int perpetuo_py_trio_step(PyObject *instrument, PyObject *task) {
+  if (!Py_IS_TYPE(instrument, &perpetuo_py_trio_instrument_type))
+    return 0;
+  TrioInstrumentObject *self = (TrioInstrumentObject *)instrument;
+  if (!self->tracker)
+    return 0;
+  step(self, task);
+  return 1;
 }
 
 /*
