@@ -15,7 +15,8 @@ trio = pytest.importorskip("trio", reason="trio is needed for its tests")
 def test_exports_match_the_original():
     assert sorted(perpetuo.__all__) == sorted([
         "StallTracker", "stall_gil", "start_watcher", "stop_watcher",
-        "instrument_gil", "instrument_trio", "instrument_asyncio", "dwim"])
+        "instrument_gil", "instrument_trio", "instrument_asyncio",
+        "uninstrument_asyncio", "dwim"])
     for name in perpetuo.__all__:
         assert callable(getattr(perpetuo, name))
 

@@ -169,6 +169,41 @@ print("OK", len(held), flush=True)
     assert s.stalls() == [], s.records()
 
 
+def test_uninstrumented_loops_are_as_they_were(run, loop_kind):
+    """uninstrument_asyncio() releases the tracker and puts the loop back:
+    a callback that blocks afterwards is not watched."""
+    s = run(USE_LOOP + """
+import time, perpetuo
+
+MECHANISM = {"asyncio": "selector", "uvloop": "heartbeat"}[sys.argv[1]]
+
+async def main():
+    loop = asyncio.get_running_loop()
+    selector = getattr(loop, "_selector", None)
+    attributes = set(vars(loop))
+    assert perpetuo.instrument_asyncio() == MECHANISM
+    hook = (loop._selector if MECHANISM == "selector"
+            else loop._perpetuo_heartbeat.beat)
+    assert hook.tracking
+    await asyncio.sleep(0.1)
+    assert perpetuo.uninstrument_asyncio() is True
+    assert perpetuo.uninstrument_asyncio() is False
+    assert not hook.tracking
+    assert getattr(loop, "_selector", None) is selector
+    assert set(vars(loop)) == attributes
+    await asyncio.sleep(0.1)
+    time.sleep(0.6)  # not watched any more
+    print("OK", flush=True)
+
+perpetuo.start_watcher(alert_interval=0.2, json_mode=True)
+asyncio.run(main())
+""", args=(loop_kind,))
+    assert s.finish() == 0, s.err.decode()
+    assert s.lines() == ["OK"]
+    assert any(r.get("event") == "watch_started" for r in s.records())
+    assert s.stalls() == [], s.records()
+
+
 def test_a_loop_run_by_another_thread_blames_that_thread(run):
     """A heartbeat loop instrumented in one thread and run in another: the
     tracker names the thread that runs it."""

@@ -12,6 +12,7 @@ __all__ = [
     "instrument_gil",
     "instrument_trio",
     "instrument_asyncio",
+    "uninstrument_asyncio",
     "dwim",
 ]
 
@@ -20,4 +21,5 @@ from ._backend import api as _api
 StallTracker = _api.StallTracker
 stall_gil = _api.stall_gil
 from ._setup import (start_watcher, stop_watcher, instrument_gil,
-                     instrument_trio, instrument_asyncio, dwim)
+                     instrument_trio, instrument_asyncio,
+                     uninstrument_asyncio, dwim)

@@ -80,6 +80,11 @@ static PyObject *selector_idle(SelectorObject *self, PyObject *unused) {
   Py_RETURN_NONE;
 }
 
+static PyObject *selector_release(SelectorObject *self, PyObject *unused) {
+  release_tracker(self);
+  Py_RETURN_NONE;
+}
+
 static PyObject *selector_close(SelectorObject *self, PyObject *unused) {
   release_tracker(self);
   return PyObject_CallMethod(self->inner, "close", NULL);
@@ -131,6 +136,8 @@ static PyMethodDef selector_methods[] = {
     {"idle", (PyCFunction)selector_idle, METH_NOARGS,
      "The loop stopped running: its tracker goes idle until its next wait "
      "ends."},
+    {"release", (PyCFunction)selector_release, METH_NOARGS,
+     "Release the loop's tracker; the real selector stays open."},
     {"close", (PyCFunction)selector_close, METH_NOARGS,
      "Release the loop's tracker, and close the real selector."},
     {NULL, NULL, 0, NULL},

@@ -337,6 +337,37 @@ def instrument_asyncio(loop=None, *, heartbeat_interval: float | None = None
         return "selector"
 
 
+def uninstrument_asyncio(loop=None) -> bool:
+    """Stop tracking an asyncio event loop (the running one by default):
+    release its tracker and put the loop back as it was. Closing the loop
+    does the same. Returns whether the loop was instrumented.
+
+    A running loop must be uninstrumented from its own thread (RuntimeError
+    otherwise): its tracker is ticked there.
+    """
+    import asyncio
+    import asyncio.events
+
+    if loop is None:
+        loop = asyncio.get_running_loop()
+    with _lock:
+        selector = getattr(loop, "_selector", None)
+        heartbeat = getattr(loop, "_perpetuo_heartbeat", None)
+        if not isinstance(selector, _perpetuo.AsyncioSelector) and \
+                not isinstance(heartbeat, _LoopHeartbeat):
+            return False
+        if loop.is_running() and asyncio.events._get_running_loop() is not loop:
+            raise RuntimeError(
+                "uninstrument_asyncio() must be called from the thread that "
+                "runs the loop")
+        if isinstance(selector, _perpetuo.AsyncioSelector):
+            selector.release()
+            loop._selector = selector.wrapped
+        else:
+            heartbeat.release()
+        return True
+
+
 def dwim(**kwargs) -> list[str]:
     """Instrument what can be, start the watcher if anything was; say what."""
     did = []
