@@ -140,7 +140,8 @@ struct perpetuo__pylayout {
   int32_t type_name;            /* tp_name (a char *) */
   int32_t code_flags;           /* int co_flags; read if the mask below is */
   uint32_t code_flag_coroutine; /* CO_COROUTINE; 0: not published */
-  int32_t reserved2[5];
+  uint32_t code_flags_async;    /* CO_ITERABLE_COROUTINE | CO_ASYNC_GENERATOR */
+  int32_t reserved2[4];
 };
 
 #if defined(__STDC_VERSION__) && __STDC_VERSION__ >= 201112L

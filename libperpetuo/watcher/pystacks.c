@@ -430,9 +430,11 @@ static struct code_entry *read_code_entry(struct read_ctx *c, uint64_t addr,
   e->code.firstlineno = e->firstlineno;
   e->code.firsttraceable =
       l->code_firsttraceable >= 0 ? int_at(head, l->code_firsttraceable) : 0;
-  e->code.coroutine =
-      l->code_flag_coroutine &&
-      ((uint32_t)int_at(head, l->code_flags) & l->code_flag_coroutine) != 0;
+  if (l->code_flag_coroutine) {
+    uint32_t flags = (uint32_t)int_at(head, l->code_flags);
+    e->code.coroutine = (flags & l->code_flag_coroutine) != 0;
+    e->code.other_async = (flags & l->code_flags_async) != 0;
+  }
   e->code.name = read_str(c, e->name);
   e->code.filename = read_str(c, e->filename);
   if (e->qualname)

@@ -36,6 +36,8 @@ struct py_code {
   int firstlineno;
   int firsttraceable; /* code units (3.11+), else 0 */
   bool coroutine;     /* an `async def` function's */
+  bool other_async;   /* an async generator's, or a generator-based
+                         coroutine's: awaited like a coroutine */
   uint8_t *linetable;
   size_t linetable_len;
   char **varnames; /* the names of the locals, varname_count of them */

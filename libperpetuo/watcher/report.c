@@ -156,17 +156,26 @@ static void json_py_frame(struct buf *b, const struct py_frame *f) {
   buf_puts(b, "}");
 }
 
-/* The relevant thread's outermost `async def` frame: the coroutine its event
- * loop runs as a task (asyncio's or Trio's), whatever that one awaits. */
+/* The coroutine the relevant thread's event loop runs as the task that
+ * stalls: the outermost `async def` frame of the innermost unbroken chain
+ * of coroutine and async generator frames (the awaits of one task; a loop
+ * run from inside another task's coroutine starts a chain of its own). */
 static const struct py_frame *task_coroutine(const struct capture *cap) {
   for (size_t i = 0; cap && i < cap->count; i++) {
     const struct thread_capture *tc = &cap->threads[i];
     if (!tc->relevant || !tc->py)
       continue;
-    for (size_t j = 0; j < tc->py->count; j++)
-      if (tc->py->frames[j].code->coroutine)
-        return &tc->py->frames[j];
-    return NULL;
+    const struct py_frame *frames = tc->py->frames, *found = NULL;
+    size_t j = tc->py->count;
+    while (j > 0 && !frames[j - 1].code->coroutine &&
+           !frames[j - 1].code->other_async)
+      j--;
+    for (; j > 0 &&
+           (frames[j - 1].code->coroutine || frames[j - 1].code->other_async);
+         j--)
+      if (frames[j - 1].code->coroutine)
+        found = &frames[j - 1];
+    return found;
   }
   return NULL;
 }

@@ -169,6 +169,129 @@ print("OK", len(held), flush=True)
     assert s.stalls() == [], s.records()
 
 
+def test_runs_ending_every_way_are_no_stall(run, loop_kind):
+    """The run in progress when instrumenting ends through a loop.stop()
+    bound before (a timer, a signal handler), or through an exception; a
+    nested run the loop refuses leaves the tracker as it was, and a stall
+    after it is still reported, once."""
+    s = run(USE_LOOP + """
+import time, perpetuo
+
+perpetuo.start_watcher(alert_interval=0.2, json_mode=True)
+
+async def instrument():
+    perpetuo.instrument_asyncio()
+
+# 1. Stopped by a timer set before the loop was instrumented.
+loop = new_loop()
+loop.call_later(0.2, loop.stop)
+loop.call_soon(lambda: loop.create_task(instrument()))
+loop.run_forever()
+time.sleep(0.6)
+loop.close()
+
+# 2. Ended by an exception out of a callback.
+loop = new_loop()
+def interrupt():
+    raise KeyboardInterrupt
+async def instrument_then_interrupt():
+    perpetuo.instrument_asyncio()
+    loop.call_later(0.1, interrupt)
+    await asyncio.sleep(5)
+try:
+    loop.run_until_complete(instrument_then_interrupt())
+except KeyboardInterrupt:
+    pass
+time.sleep(0.6)
+loop.close()
+
+# 3. A nested run refused, then a real stall.
+def blocks():
+    print("BLOCK", time.monotonic_ns(), flush=True)
+    time.sleep(0.8)
+    print("UNBLOCK", time.monotonic_ns(), flush=True)
+
+async def nested_then_block():
+    perpetuo.instrument_asyncio()
+    await asyncio.sleep(0.1)
+    coro = asyncio.sleep(0)
+    try:
+        asyncio.get_running_loop().run_until_complete(coro)
+    except RuntimeError:
+        coro.close()
+        print("REFUSED", flush=True)
+    await asyncio.sleep(0.1)
+    blocks()
+
+loop = new_loop()
+loop.run_until_complete(nested_then_block())
+loop.close()
+""", args=(loop_kind,))
+    assert s.finish() == 0, s.err.decode()
+    lines = s.lines()
+    assert "REFUSED" in lines, lines
+    marks = dict(line.split() for line in lines if line != "REFUSED")
+    began = s.stalls("stall_began")
+    assert len(began) == 1, s.records()
+    assert int(marks["BLOCK"]) < began[0]["monotonic_ns"] < \
+        int(marks["UNBLOCK"])
+    names = [f["name"] for f in began[0]["stall_details"]["relevant_traces"][0]
+             if not f["native"]]
+    assert names[-2:] == ["nested_then_block", "blocks"], names
+
+
+def test_a_loop_that_refuses_to_close_stays_tracked():
+    uvloop = pytest.importorskip(
+        "uvloop", reason="uvloop is not installed for this Python")
+    import asyncio
+    import perpetuo
+
+    async def main():
+        loop = asyncio.get_running_loop()
+        perpetuo.instrument_asyncio()
+        with pytest.raises(RuntimeError):
+            loop.close()
+        assert loop._perpetuo_heartbeat.beat.tracking
+
+    loop = uvloop.new_event_loop()
+    loop.run_until_complete(main())
+    loop.close()
+
+
+def test_heartbeats_slower_than_half_the_threshold_are_refused(run):
+    pytest.importorskip("uvloop", reason="uvloop is not installed for this "
+                        "Python")
+    s = run(USE_LOOP + """
+import perpetuo
+
+# Instrumented first, then a watcher too quick for its heartbeat.
+loop = new_loop()
+perpetuo.instrument_asyncio(loop, heartbeat_interval=0.15)
+try:
+    perpetuo.start_watcher(alert_interval=0.2)
+except ValueError as e:
+    print("WATCHER", e, flush=True)
+loop.close()
+# The watcher first, then a heartbeat too slow for it.
+perpetuo.start_watcher(alert_interval=0.2, json_mode=True)
+loop = new_loop()
+try:
+    perpetuo.instrument_asyncio(loop, heartbeat_interval=0.5)
+except ValueError as e:
+    print("LOOP", e, flush=True)
+assert perpetuo.instrument_asyncio(loop, heartbeat_interval=0.1) == \
+    "heartbeat"
+loop.run_until_complete(asyncio.sleep(1.0))  # idle, beating: no stall
+loop.close()
+""", args=("uvloop",))
+    assert s.finish() == 0, s.err.decode()
+    lines = s.lines()
+    assert lines[0].startswith("WATCHER the heartbeat's interval (0.15 s) "
+                               "must be at most half"), lines
+    assert lines[1].startswith("LOOP the heartbeat's interval (0.5 s)"), lines
+    assert s.stalls() == [], s.records()
+
+
 def test_uninstrumented_loops_are_as_they_were(run, loop_kind):
     """uninstrument_asyncio() releases the tracker and puts the loop back:
     a callback that blocks afterwards is not watched."""

@@ -147,6 +147,7 @@ static void code(struct perpetuo__pylayout *l) {
   l->code_firstlineno = OFF(PyCodeObject, co_firstlineno);
   l->code_flags = OFF(PyCodeObject, co_flags);
   l->code_flag_coroutine = CO_COROUTINE;
+  l->code_flags_async = CO_ITERABLE_COROUTINE | CO_ASYNC_GENERATOR;
   l->code_qualname = -1;
   l->code_code_adaptive = -1;
   l->code_firsttraceable = -1;

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import sys
 import threading
+import weakref
 
 from ._backend import api as _perpetuo
 
@@ -39,17 +40,28 @@ def start_watcher(
     are in seconds; None keeps the watcher's defaults (poll 0.05, alert 0.2,
     traceback_suppress 30).
     """
+    global _watcher_alert_interval
     path = None if os.environ.get("PERPETUO_WATCHER") else _bundled_watcher()
     with _lock:
+        starting = not _perpetuo._watch_pid()
+        alert = DEFAULT_ALERT_INTERVAL if alert_interval is None \
+            else alert_interval
+        if starting and isinstance(alert, (int, float)):
+            for heartbeat in list(_heartbeats):
+                _check_heartbeat(heartbeat.interval, alert)
         _perpetuo._watch_start(poll_interval, alert_interval,
                                traceback_suppress, print_locals, json_mode,
                                path, False, True)
+        if starting:
+            _watcher_alert_interval = alert
 
 
 def stop_watcher() -> None:
     """Stop the watcher started by start_watcher(), if it runs."""
+    global _watcher_alert_interval
     with _lock:
         _perpetuo._watch_stop()
+        _watcher_alert_interval = None
 
 
 def instrument_gil(*, require_patch: bool = True) -> str:
@@ -180,6 +192,20 @@ def _hook_loop_exit() -> None:
 
 
 HEARTBEAT_INTERVAL = 0.025
+DEFAULT_ALERT_INTERVAL = 0.2  # the watcher's
+_watcher_alert_interval: float | None = None  # of the watcher we started
+_heartbeats: weakref.WeakSet = weakref.WeakSet()
+
+
+def _check_heartbeat(interval: float, alert_interval: float) -> None:
+    """A healthy loop beats every `interval`: with the watcher's threshold
+    less than two beats apart, the time between two beats would read as a
+    stall."""
+    if interval > alert_interval / 2:
+        raise ValueError(
+            f"the heartbeat's interval ({interval} s) must be at most half "
+            f"the watcher's alert_interval ({alert_interval} s): a healthy "
+            f"loop would look stalled between two beats")
 
 
 class _LoopHeartbeat:
@@ -187,10 +213,10 @@ class _LoopHeartbeat:
     it when the loop's runs begin and end.
 
     uvloop's Loop (like any Python subclass of a loop) keeps a __dict__,
-    and looks its own run_forever() and stop() up as attributes
-    (run_until_complete() calls self.run_forever(); its done callback calls
-    loop.stop()): wrappers stored in the instance see every run begin and
-    end, including the end of the run in progress when it is instrumented.
+    and looks its own run_forever() up as an attribute (run_until_complete()
+    calls self.run_forever()): a wrapper stored in the instance sees every
+    later run begin and end. The run in progress when the loop is
+    instrumented is _RunEndHook's.
     """
 
     def __init__(self, loop, interval: float):
@@ -199,7 +225,6 @@ class _LoopHeartbeat:
         self.thread = None
         self.beat = None
         self._run_forever = loop.run_forever
-        self._stop = loop.stop
         self._close = loop.close
 
     def _beat_here(self):
@@ -219,38 +244,79 @@ class _LoopHeartbeat:
     def start(self):
         self._beat_here().start()
 
+    def run_ended(self):
+        if self.beat is not None:
+            self.beat.idle()
+
     def run_forever(self, *args, **kwargs):
-        self.start()
+        if self.loop.is_running():
+            # The loop refuses a second run; the one going on keeps its
+            # tracker as it is.
+            return self._run_forever(*args, **kwargs)
+        try:
+            self.start()
+        except OSError:
+            pass  # no tracker to be had (all slots in use): run untracked
         try:
             return self._run_forever(*args, **kwargs)
         finally:
-            self.beat.idle()
-
-    def stop(self, *args, **kwargs):
-        result = self._stop(*args, **kwargs)
-        # Only the loop's own thread ticks its counter; loop.stop() belongs
-        # there (another thread calls it through call_soon_threadsafe).
-        if self.beat is not None and threading.get_ident() == self.thread:
-            self.beat.idle()
-        return result
+            self.run_ended()
 
     def close(self, *args, **kwargs):
-        self.release()
-        return self._close(*args, **kwargs)
+        try:
+            return self._close(*args, **kwargs)
+        finally:
+            # A running loop refuses to close, and stays tracked.
+            if self.loop.is_closed():
+                self.release()
 
     def install(self):
         attrs = vars(self.loop)
         attrs["run_forever"] = self.run_forever
-        attrs["stop"] = self.stop
         attrs["close"] = self.close
         attrs["_perpetuo_heartbeat"] = self
+        _heartbeats.add(self)
 
     def release(self):
         attrs = vars(self.loop)
-        for name in ("run_forever", "stop", "close", "_perpetuo_heartbeat"):
+        for name in ("run_forever", "close", "_perpetuo_heartbeat"):
             attrs.pop(name, None)
         if self.beat is not None:
             self.beat.close()
+        _heartbeats.discard(self)
+
+
+class _RunEndHook:
+    """Sees the end of the run in progress when a heartbeat loop is
+    instrumented, which began before its run_forever() wrapper existed.
+
+    Every asyncio loop's run_forever() (asyncio's, uvloop's) restores the
+    async generator hooks in a `finally` as it returns, through
+    sys.set_asyncgen_hooks looked up at the call: so this stands in for
+    that function until the loop's thread calls it with the loop no longer
+    running, which is that end, whether the run stopped or an exception
+    ended it. Then it puts the
+    original back, unless someone replaced it since, in which case it stays
+    in place, passing every call through.
+    """
+
+    def __init__(self, heartbeat: _LoopHeartbeat):
+        self.heartbeat: _LoopHeartbeat | None = heartbeat
+        self.thread = threading.get_ident()
+        self.original = sys.set_asyncgen_hooks
+        sys.set_asyncgen_hooks = self
+
+    def __call__(self, *args, **kwargs):
+        # The loop is no longer running only at that end (a nested run it
+        # refuses sets the hooks too, uvloop's before refusing).
+        if self.heartbeat is not None and \
+                threading.get_ident() == self.thread and \
+                not self.heartbeat.loop.is_running():
+            heartbeat, self.heartbeat = self.heartbeat, None
+            heartbeat.run_ended()
+            if sys.set_asyncgen_hooks is self:
+                sys.set_asyncgen_hooks = self.original
+        return self.original(*args, **kwargs)
 
 
 def _instrument_heartbeat(loop, interval: float) -> None:
@@ -263,13 +329,16 @@ def _instrument_heartbeat(loop, interval: float) -> None:
             f"perpetuo cannot instrument a {type(loop).__name__} loop: it "
             f"has neither a selector nor an instance __dict__ to hook its "
             f"runs") from None
-    for name in ("run_forever", "stop", "close", "call_later"):
+    for name in ("run_forever", "close", "call_later", "is_running",
+                 "is_closed"):
         if not callable(getattr(loop, name, None)):
             raise TypeError(
                 f"perpetuo cannot instrument a {type(loop).__name__} loop: "
                 f"it has no {name}() method")
     if loop.is_closed():
         raise RuntimeError("the event loop is closed")
+    if _watcher_alert_interval is not None:
+        _check_heartbeat(interval, _watcher_alert_interval)
     running = loop.is_running()
     if running:
         import asyncio.events
@@ -279,9 +348,10 @@ def _instrument_heartbeat(loop, interval: float) -> None:
                 "instrument_asyncio() must be called from the thread that "
                 "runs the loop")
     heartbeat = _LoopHeartbeat(loop, interval)
-    heartbeat.install()
     if running:
         heartbeat.start()
+        _RunEndHook(heartbeat)
+    heartbeat.install()
 
 
 def instrument_asyncio(loop=None, *, heartbeat_interval: float | None = None

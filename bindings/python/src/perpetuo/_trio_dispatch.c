@@ -60,9 +60,14 @@ static PyObject *dispatch_call(PyObject *self, PyObject *const *args,
     if (hooks && PyDict_Check(hooks) && PyDict_GET_SIZE(hooks) == 1) {
       Py_ssize_t pos = 0;
       PyObject *instrument, *value;
-      if (PyDict_Next(hooks, &pos, &instrument, &value) &&
-          perpetuo_py_trio_step(instrument, args[1]))
-        Py_RETURN_NONE;
+      if (PyDict_Next(hooks, &pos, &instrument, &value)) {
+        /* Held: the step may run Python code (learning a new task type). */
+        Py_INCREF(instrument);
+        int counted = perpetuo_py_trio_step(instrument, args[1]);
+        Py_DECREF(instrument);
+        if (counted)
+          Py_RETURN_NONE;
+      }
     }
     if (PyErr_Occurred())
       PyErr_Clear(); /* trio's own call() will meet it, and say it */
