@@ -44,6 +44,21 @@ enum perpetuo__pylong_format {
   PERPETUO__PYLONG_TAG = 2   /* lv_tag: count << 3 | sign (0 +, 1 zero, 2 -) */
 };
 
+/*
+ * Which interpreter wrote the block. Only a CPython with its layout (0, what
+ * every block had before the field was named) fills in the rest; any other
+ * value comes with the identity fields alone (ready, size, version,
+ * python_version), for the watcher to say why it shows no Python stacks.
+ */
+enum perpetuo__pyimpl {
+  PERPETUO__PYIMPL_CPYTHON = 0,
+  /* A CPython whose layout nobody could compute: the package runs there on
+   * its cffi backend, without the C extension (whose internal headers
+   * give the offsets). */
+  PERPETUO__PYIMPL_CPYTHON_UNKNOWN = 1,
+  PERPETUO__PYIMPL_PYPY = 2 /* PyPy: its frames are not CPython's */
+};
+
 /* Offsets are bytes into the object, -1 for a field this version lacks. */
 struct perpetuo__pylayout {
   uint32_t ready;           /* PERPETUO__PYLAYOUT_READY once complete */
@@ -59,7 +74,7 @@ struct perpetuo__pylayout {
   uint32_t unicode_kind_mask;   /*   (state >> shift) & mask */
   uint32_t unicode_compact_bit; /* bit numbers in the state word */
   uint32_t unicode_ascii_bit;
-  uint32_t reserved0;
+  uint32_t implementation; /* enum perpetuo__pyimpl */
 
   /* Addresses in the target. */
   uint64_t runtime;     /* &_PyRuntime */

@@ -9,11 +9,12 @@ cd "$(dirname "$0")/.."
 # packaging tests (which take the other Python tools from PyPI);
 # clang-format for the format check; dpkg-dev, patch and CPython's build
 # dependencies for the GIL patch's interpreter (tools/build-patched-python.sh);
-# valgrind for the benchmark of that patch's cost (callgrind counts).
+# valgrind for the benchmark of that patch's cost (callgrind counts);
+# python3-cffi and pypy3 for the cffi backend and its tests on PyPy.
 packages="build-essential autoconf automake libtool pkg-config libuv1-dev
   libunwind-dev libdw-dev check clang-format python3 python3-dev python3-pytest
   python3-trio python3-venv util-linux dpkg-dev patch libffi-dev libssl-dev
-  zlib1g-dev libbz2-dev liblzma-dev valgrind"
+  zlib1g-dev libbz2-dev liblzma-dev valgrind python3-cffi pypy3"
 
 missing=
 for p in $packages; do

@@ -41,6 +41,17 @@ PYTHON=$venv/bin/python abs_top_builddir=$PWD/build top_srcdir=$PWD \
   PERPETUO_WATCHER=$PWD/build/libperpetuo/watcher/perpetuo \
   sh tests/python/run.sh
 
+# Once more on the cffi backend (Debian's python3-cffi), then the PyPy
+# tests: Debian's pypy3 runs the package on that backend, with Debian's trio.
+echo "python tests on the cffi backend:"
+PERPETUO_BACKEND=cffi PYTHON=/usr/bin/python3 abs_top_builddir=$PWD/build \
+  top_srcdir=$PWD PERPETUO_WATCHER=$PWD/build/libperpetuo/watcher/perpetuo \
+  sh tests/python/run.sh
+echo "pypy tests:"
+PYTHON3=/usr/bin/python3 abs_top_builddir=$PWD/build top_srcdir=$PWD \
+  PERPETUO_WATCHER=$PWD/build/libperpetuo/watcher/perpetuo \
+  sh tests/pypy/run.sh
+
 # The same tests under every CPython 3.9-3.13 on the machine, each with the
 # extension built for it.
 tools/python-matrix.sh

@@ -160,6 +160,18 @@ static bool byte_ok(int32_t off, int32_t within) {
 const char *pylayout_check(const struct perpetuo__pylayout *l) {
   if (l->ready != PERPETUO__PYLAYOUT_READY)
     return "the Python layout block is not complete";
+  /* A block with its identity alone, which says why it has no layout. */
+  if (l->version == PERPETUO__PYLAYOUT_VERSION &&
+      l->implementation != PERPETUO__PYIMPL_CPYTHON) {
+    if (l->implementation == PERPETUO__PYIMPL_PYPY)
+      return "the target runs PyPy, whose frames are not CPython's, the "
+             "only ones the watcher reads";
+    if (l->implementation == PERPETUO__PYIMPL_CPYTHON_UNKNOWN)
+      return "the target's CPython has no layout block: perpetuo runs there "
+             "on its cffi backend, without the C extension that computes it";
+    return "the Python layout block names an interpreter this watcher does "
+           "not know";
+  }
   if (l->version != PERPETUO__PYLAYOUT_VERSION ||
       l->size < sizeof(struct perpetuo__pylayout))
     return "the Python layout block is of a version this watcher does not "

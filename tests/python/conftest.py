@@ -98,6 +98,25 @@ def run(pyenv):
         s.kill()
 
 
+def backend():
+    """The backend perpetuo runs on here, and so in the scenarios, which
+    inherit PERPETUO_BACKEND: "c" (the C extension) or "cffi"."""
+    from perpetuo import _backend
+
+    return _backend.name
+
+
+def without_perpetuo(frames):
+    """Python frames without perpetuo's own innermost ones: on the cffi
+    backend, stall_gil() is a Python function, whose frame is innermost
+    while it holds the GIL (the C extension's is C)."""
+    frames = list(frames)
+    while frames and os.path.basename(
+            os.path.dirname(frames[-1]["filename"])) == "perpetuo":
+        frames.pop()
+    return frames
+
+
 def process_gone(pid, timeout=5.0):
     """Whether `pid` is gone (or a zombie) within `timeout` seconds."""
     deadline = time.monotonic() + timeout

@@ -6,6 +6,8 @@ else."""
 
 import pytest
 
+from conftest import without_perpetuo
+
 # Each scenario starts with USE_LOOP, run with the loop kind as argv[1].
 USE_LOOP = """
 import asyncio, sys
@@ -66,7 +68,7 @@ def test_a_blocking_handler_is_reported_while_it_blocks(run, loop_kind, kind):
     details = r["stall_details"]
     assert details["thread"]["tid"] == s.proc.pid
     trace = details["relevant_traces"][0]
-    python = [f for f in trace if not f["native"]]
+    python = without_perpetuo(f for f in trace if not f["native"])
     assert [f["name"] for f in python[-2:]] == ["handler",
                                                 "deep_in_the_handler"]
     assert python[-1]["line"] == next(

@@ -96,7 +96,7 @@ trio.run(main)
 def test_stop_watcher_really_stops_it(run):
     s = run("""
 import os, time, threading, perpetuo
-from perpetuo import _perpetuo
+from perpetuo._backend import api as _perpetuo
 perpetuo.start_watcher(alert_interval=0.1)
 perpetuo.start_watcher(alert_interval=0.1)  # idempotent
 pid = _perpetuo._watch_pid()
@@ -126,7 +126,7 @@ t.close()
 def test_watcher_exits_with_the_process(run, how):
     s = run(f"""
 import os, signal, sys, time, perpetuo
-from perpetuo import _perpetuo
+from perpetuo._backend import api as _perpetuo
 perpetuo.start_watcher()
 print("WATCHER", _perpetuo._watch_pid(), flush=True)
 how = {how!r}

@@ -193,7 +193,7 @@ def _hook_loop_exit() -> None:
 
 HEARTBEAT_INTERVAL = 0.025
 DEFAULT_ALERT_INTERVAL = 0.2  # the watcher's
-_watcher_alert_interval: float | None = None  # of the watcher we started
+_watcher_alert_interval = None  # of the watcher we started (seconds)
 _heartbeats: weakref.WeakSet = weakref.WeakSet()
 
 
