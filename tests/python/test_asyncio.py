@@ -9,19 +9,32 @@ import pytest
 from conftest import without_perpetuo
 
 # Each scenario starts with USE_LOOP, run with the loop kind as argv[1].
+# "asyncio": the default loop (an epoll selector: perpetuo stands in for its
+# epoll object); "select": a loop on a SelectSelector (perpetuo stands in
+# for the selector).
 USE_LOOP = """
-import asyncio, sys
+import asyncio, selectors, sys
 if sys.argv[1] == "uvloop":
     import uvloop
     asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
     new_loop = uvloop.new_event_loop
+elif sys.argv[1] == "select":
+    def new_loop():
+        return asyncio.SelectorEventLoop(selectors.SelectSelector())
+    class Policy(asyncio.DefaultEventLoopPolicy):
+        def new_event_loop(self):
+            return new_loop()
+    asyncio.set_event_loop_policy(Policy())
 else:
     new_loop = asyncio.new_event_loop
+MECHANISM = {"asyncio": "selector", "select": "selector",
+             "uvloop": "heartbeat"}[sys.argv[1]]
 """
-MECHANISM = {"asyncio": "selector", "uvloop": "heartbeat"}
+MECHANISM = {"asyncio": "selector", "select": "selector",
+             "uvloop": "heartbeat"}
 
 
-@pytest.fixture(params=["asyncio", "uvloop"])
+@pytest.fixture(params=["asyncio", "select", "uvloop"])
 def loop_kind(request):
     if request.param == "uvloop":
         pytest.importorskip(
@@ -129,13 +142,11 @@ asyncio.run(main())
 def test_stopped_closed_and_new_loops(run, loop_kind):
     s = run(USE_LOOP + """
 import time, perpetuo
-from perpetuo import _perpetuo
-
-MECHANISM = {"asyncio": "selector", "uvloop": "heartbeat"}[sys.argv[1]]
+from perpetuo import _setup
 
 def instrumentation(loop):
     if MECHANISM == "selector":
-        return loop._selector
+        return _setup._selector_stand_in(loop)
     return loop._perpetuo_heartbeat.beat
 
 async def instrument_twice():
@@ -299,15 +310,15 @@ def test_uninstrumented_loops_are_as_they_were(run, loop_kind):
     a callback that blocks afterwards is not watched."""
     s = run(USE_LOOP + """
 import time, perpetuo
-
-MECHANISM = {"asyncio": "selector", "uvloop": "heartbeat"}[sys.argv[1]]
+from perpetuo import _setup
 
 async def main():
     loop = asyncio.get_running_loop()
     selector = getattr(loop, "_selector", None)
+    poller = getattr(selector, "_selector", None)
     attributes = set(vars(loop))
     assert perpetuo.instrument_asyncio() == MECHANISM
-    hook = (loop._selector if MECHANISM == "selector"
+    hook = (_setup._selector_stand_in(loop) if MECHANISM == "selector"
             else loop._perpetuo_heartbeat.beat)
     assert hook.tracking
     await asyncio.sleep(0.1)
@@ -315,6 +326,7 @@ async def main():
     assert perpetuo.uninstrument_asyncio() is False
     assert not hook.tracking
     assert getattr(loop, "_selector", None) is selector
+    assert getattr(selector, "_selector", None) is poller
     assert set(vars(loop)) == attributes
     await asyncio.sleep(0.1)
     time.sleep(0.6)  # not watched any more
@@ -366,6 +378,41 @@ loop.close()
     names = [f["name"] for f in details["relevant_traces"][0]
              if not f["native"]]
     assert names[-2:] == ["main", "blocks"], names
+
+
+def test_the_stand_in_sits_where_the_loop_waits():
+    """On the default loop (an epoll selector) perpetuo stands in for the
+    selector's epoll object; on a SelectSelector, for the selector."""
+    import asyncio
+    import selectors
+    import perpetuo
+    from perpetuo import _setup
+    from perpetuo._backend import api
+
+    poller_type = getattr(api, "AsyncioPoller", None)
+    loop = asyncio.new_event_loop()
+    try:
+        selector = loop._selector
+        assert perpetuo.instrument_asyncio(loop) == "selector"
+        stand_in = _setup._selector_stand_in(loop)
+        assert stand_in.tracking
+        if poller_type is not None and \
+                isinstance(selector, _setup._poll_like_selectors()):
+            assert loop._selector is selector
+            assert isinstance(selector._selector, poller_type)
+            assert selector._selector.tracking
+            assert selector.select(0) == []  # waits through the stand-in
+        else:
+            assert isinstance(loop._selector, api.AsyncioSelector)
+    finally:
+        loop.close()
+    assert not stand_in.tracking  # closing the loop released it
+    loop = asyncio.SelectorEventLoop(selectors.SelectSelector())
+    try:
+        assert perpetuo.instrument_asyncio(loop) == "selector"
+        assert isinstance(loop._selector, api.AsyncioSelector)
+    finally:
+        loop.close()
 
 
 def test_instrument_asyncio_outside_a_loop():

@@ -1,18 +1,25 @@
 /*
  * asyncio's selector event loops, instrumented at their one wait: the loop
  * calls self._selector.select(timeout) once an iteration, and runs its
- * callbacks around it. AsyncioSelector stands in for the loop's selector:
- * its select() goes idle, waits in the real selector's select(), and goes
- * active again, so the loop's tracker is active exactly while the loop runs
- * callbacks, for one tick pair an iteration, whatever the number of
- * callbacks. Every other attribute is the real selector's.
+ * callbacks around it. The loop's tracker goes idle before that wait and
+ * active after it, so it is active exactly while the loop runs callbacks,
+ * for one tick pair an iteration, whatever the number of callbacks.
+ *
+ * Where the selector is one of the poll-like ones (epoll, poll: the default
+ * on Linux), whose select() waits in self._selector.poll(), AsyncioPoller
+ * stands in for that poll object: a C type with the generic attribute
+ * lookup, so the selector's Python code calls its poll() as cheaply as the
+ * real one, and its poll() calls the real one C to C. Elsewhere
+ * AsyncioSelector stands in for the whole selector, and forwards every
+ * other attribute to it: that costs more (a call from C into the
+ * selector's Python select(), and a bound method built at each lookup).
  *
  * A loop that stops (loop.stop(), the end of run_until_complete()) returns
  * from run_forever() after the callbacks of its last iteration, with no
  * wait to go idle in: run_forever() then clears the running loop, which
  * instrument_asyncio() hooks to call idle(), so a stopped loop is never
  * taken for a stalled one. Closing the loop closes the selector, which
- * releases the tracker.
+ * closes its poll object: either stand-in then releases the tracker.
  */
 #include "_perpetuo.h"
 
@@ -69,7 +76,9 @@ static PyObject *selector_select(SelectorObject *self, PyObject *const *args,
     perpetuo_counter_leave(self->counter);
   PyObject *events =
       PyObject_Vectorcall(self->inner_select, args, (size_t)nargs, kwnames);
-  if (events && self->tracker && !perpetuo_counter_is_active(self->counter))
+  /* Even after an error: the loop may go on (an interrupted wait), and a
+   * loop that ends goes idle through idle(). */
+  if (self->tracker && !perpetuo_counter_is_active(self->counter))
     perpetuo_counter_enter(self->counter);
   return events;
 }
@@ -164,4 +173,174 @@ PyTypeObject perpetuo_py_asyncio_selector_type = {
     .tp_getattro = (getattrofunc)selector_getattro,
     .tp_methods = selector_methods,
     .tp_getset = selector_getset,
+};
+
+/* ------------------------------------------------------------ the poller */
+
+typedef struct {
+  PyObject_HEAD PyObject *inner; /* the selector's epoll or poll object */
+  PyObject *inner_poll;          /* its bound poll(), looked up once */
+  perpetuo_tracker_t *tracker;
+  uint64_t *counter;
+} PollerObject;
+
+static void poller_release_tracker(PollerObject *self) {
+  perpetuo_py_tracker_release(&self->tracker);
+  self->counter = NULL;
+}
+
+static PyObject *poller_new(PyTypeObject *type, PyObject *args,
+                            PyObject *kwargs) {
+  static char *keywords[] = {"poller", "name", "thread", "active", NULL};
+  PyObject *inner, *name, *thread;
+  int active;
+  if (!PyArg_ParseTupleAndKeywords(args, kwargs, "OUOp:AsyncioPoller", keywords,
+                                   &inner, &name, &thread, &active))
+    return NULL;
+  PyObject *inner_poll = PyObject_GetAttrString(inner, "poll");
+  if (!inner_poll)
+    return NULL;
+  PollerObject *self = (PollerObject *)type->tp_alloc(type, 0);
+  if (!self) {
+    Py_DECREF(inner_poll);
+    return NULL;
+  }
+  Py_INCREF(inner);
+  self->inner = inner;
+  self->inner_poll = inner_poll;
+  self->tracker = perpetuo_py_tracker_new(name, thread, active);
+  if (!self->tracker) {
+    Py_DECREF(self);
+    return NULL;
+  }
+  self->counter = perpetuo_tracker_counter(self->tracker);
+  return (PyObject *)self;
+}
+
+static PyObject *poller_poll(PollerObject *self, PyObject *const *args,
+                             Py_ssize_t nargs, PyObject *kwnames) {
+  if (self->tracker && perpetuo_counter_is_active(self->counter))
+    perpetuo_counter_leave(self->counter);
+  PyObject *events =
+      PyObject_Vectorcall(self->inner_poll, args, (size_t)nargs, kwnames);
+  if (self->tracker && !perpetuo_counter_is_active(self->counter))
+    perpetuo_counter_enter(self->counter);
+  return events;
+}
+
+/* The poll object's other methods, which the selector calls now and then. */
+static PyObject *forward(PollerObject *self, const char *name,
+                         PyObject *const *args, Py_ssize_t nargs,
+                         PyObject *kwnames) {
+  PyObject *method = PyObject_GetAttrString(self->inner, name);
+  if (!method)
+    return NULL;
+  PyObject *result = PyObject_Vectorcall(method, args, (size_t)nargs, kwnames);
+  Py_DECREF(method);
+  return result;
+}
+
+#define FORWARDER(name)                                                        \
+  static PyObject *poller_##name(PollerObject *self, PyObject *const *args,    \
+                                 Py_ssize_t nargs, PyObject *kwnames) {        \
+    return forward(self, #name, args, nargs, kwnames);                         \
+  }
+FORWARDER(register)
+FORWARDER(modify)
+FORWARDER(unregister)
+FORWARDER(fileno)
+#undef FORWARDER
+
+static PyObject *poller_idle(PollerObject *self, PyObject *unused) {
+  if (self->tracker && perpetuo_counter_is_active(self->counter))
+    perpetuo_counter_leave(self->counter);
+  Py_RETURN_NONE;
+}
+
+static PyObject *poller_release(PollerObject *self, PyObject *unused) {
+  poller_release_tracker(self);
+  Py_RETURN_NONE;
+}
+
+static PyObject *poller_close(PollerObject *self, PyObject *const *args,
+                              Py_ssize_t nargs, PyObject *kwnames) {
+  poller_release_tracker(self);
+  return forward(self, "close", args, nargs, kwnames);
+}
+
+static PyObject *poller_get_closed(PollerObject *self, void *closure) {
+  return PyObject_GetAttrString(self->inner, "closed");
+}
+
+static PyObject *poller_get_tracking(PollerObject *self, void *closure) {
+  return PyBool_FromLong(self->tracker != NULL);
+}
+
+static PyObject *poller_get_wrapped(PollerObject *self, void *closure) {
+  Py_INCREF(self->inner);
+  return self->inner;
+}
+
+static int poller_traverse(PollerObject *self, visitproc visit, void *arg) {
+  Py_VISIT(self->inner);
+  Py_VISIT(self->inner_poll);
+  return 0;
+}
+
+static int poller_clear(PollerObject *self) {
+  Py_CLEAR(self->inner);
+  Py_CLEAR(self->inner_poll);
+  return 0;
+}
+
+static void poller_dealloc(PollerObject *self) {
+  PyObject_GC_UnTrack(self);
+  poller_release_tracker(self);
+  poller_clear(self);
+  Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+#define FASTCALL(f)                                                            \
+  (PyCFunction)(void (*)(void))(f), METH_FASTCALL | METH_KEYWORDS
+static PyMethodDef poller_methods[] = {
+    {"poll", FASTCALL(poller_poll),
+     "The real poll(), with the loop idle while it waits."},
+    {"register", FASTCALL(poller_register), "The real register()."},
+    {"modify", FASTCALL(poller_modify), "The real modify()."},
+    {"unregister", FASTCALL(poller_unregister), "The real unregister()."},
+    {"fileno", FASTCALL(poller_fileno), "The real fileno()."},
+    {"close", FASTCALL(poller_close),
+     "Release the loop's tracker, and close the real poll object."},
+    {"idle", (PyCFunction)poller_idle, METH_NOARGS,
+     "The loop stopped running: its tracker goes idle until its next wait "
+     "ends."},
+    {"release", (PyCFunction)poller_release, METH_NOARGS,
+     "Release the loop's tracker; the real poll object stays open."},
+    {NULL, NULL, 0, NULL},
+};
+#undef FASTCALL
+
+static PyGetSetDef poller_getset[] = {
+    {"closed", (getter)poller_get_closed, NULL,
+     "Whether the real poll object is closed.", NULL},
+    {"tracking", (getter)poller_get_tracking, NULL,
+     "Whether it holds the loop's tracker.", NULL},
+    {"wrapped", (getter)poller_get_wrapped, NULL, "The real poll object.",
+     NULL},
+    {NULL, NULL, NULL, NULL, NULL},
+};
+
+PyTypeObject perpetuo_py_asyncio_poller_type = {
+    PyVarObject_HEAD_INIT(NULL, 0).tp_name = "perpetuo.AsyncioPoller",
+    .tp_basicsize = sizeof(PollerObject),
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC,
+    .tp_doc = "AsyncioPoller(poller, name, thread, active): stands in for "
+              "the epoll or poll object of an asyncio loop's selector, "
+              "keeping the loop's tracker idle while the loop waits.",
+    .tp_new = poller_new,
+    .tp_dealloc = (destructor)poller_dealloc,
+    .tp_traverse = (traverseproc)poller_traverse,
+    .tp_clear = (inquiry)poller_clear,
+    .tp_methods = poller_methods,
+    .tp_getset = poller_getset,
 };

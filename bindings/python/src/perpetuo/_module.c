@@ -183,6 +183,7 @@ PyMODINIT_FUNC PyInit__perpetuo(void) {
       PyType_Ready(&perpetuo_py_trio_instrument_type) < 0 ||
       PyType_Ready(&perpetuo_py_trio_io_wait_instrument_type) < 0 ||
       PyType_Ready(&perpetuo_py_asyncio_selector_type) < 0 ||
+      PyType_Ready(&perpetuo_py_asyncio_poller_type) < 0 ||
       PyType_Ready(&perpetuo_py_asyncio_heartbeat_type) < 0 ||
       perpetuo_py_trio_dispatch_init() < 0)
     return NULL;
@@ -199,6 +200,7 @@ PyMODINIT_FUNC PyInit__perpetuo(void) {
   Py_INCREF(&perpetuo_py_trio_instrument_type);
   Py_INCREF(&perpetuo_py_trio_io_wait_instrument_type);
   Py_INCREF(&perpetuo_py_asyncio_selector_type);
+  Py_INCREF(&perpetuo_py_asyncio_poller_type);
   Py_INCREF(&perpetuo_py_asyncio_heartbeat_type);
   Py_INCREF(&perpetuo_py_trio_dispatch_type);
   if (PyModule_AddObject(m, "StallTracker",
@@ -210,6 +212,8 @@ PyMODINIT_FUNC PyInit__perpetuo(void) {
           (PyObject *)&perpetuo_py_trio_io_wait_instrument_type) < 0 ||
       PyModule_AddObject(m, "AsyncioSelector",
                          (PyObject *)&perpetuo_py_asyncio_selector_type) < 0 ||
+      PyModule_AddObject(m, "AsyncioPoller",
+                         (PyObject *)&perpetuo_py_asyncio_poller_type) < 0 ||
       PyModule_AddObject(m, "TrioDispatch",
                          (PyObject *)&perpetuo_py_trio_dispatch_type) < 0 ||
       PyModule_AddObject(m, "AsyncioHeartbeat",

@@ -11,6 +11,7 @@ extern PyTypeObject perpetuo_py_tracker_type;
 extern PyTypeObject perpetuo_py_trio_instrument_type;
 extern PyTypeObject perpetuo_py_trio_io_wait_instrument_type;
 extern PyTypeObject perpetuo_py_asyncio_selector_type;
+extern PyTypeObject perpetuo_py_asyncio_poller_type;
 extern PyTypeObject perpetuo_py_asyncio_heartbeat_type;
 extern PyTypeObject perpetuo_py_trio_dispatch_type;
 

@@ -181,14 +181,52 @@ def _hook_loop_exit() -> None:
 
     def _set_running_loop(loop):
         if loop is None:
-            running = events._get_running_loop()
-            selector = getattr(running, "_selector", None)
-            if isinstance(selector, _perpetuo.AsyncioSelector):
-                selector.idle()
+            waiter = _selector_stand_in(events._get_running_loop())
+            if waiter is not None:
+                waiter.idle()
         original(loop)
 
     _set_running_loop._perpetuo_hook = True
     events._set_running_loop = _set_running_loop
+
+
+def _poll_like_selectors() -> tuple:
+    """The selectors whose select() waits in self._selector.poll()."""
+    import selectors
+
+    return tuple(getattr(selectors, name) for name in
+                 ("EpollSelector", "PollSelector", "DevpollSelector")
+                 if hasattr(selectors, name))
+
+
+def _selector_stand_in(loop):
+    """Our stand-in at a selector loop's wait, if the loop has one."""
+    selector = getattr(loop, "_selector", None)
+    if isinstance(selector, _perpetuo.AsyncioSelector):
+        return selector
+    poller_type = getattr(_perpetuo, "AsyncioPoller", None)
+    poller = getattr(selector, "_selector", None)
+    if poller_type is not None and isinstance(poller, poller_type):
+        return poller
+    return None
+
+
+def _instrument_selector(loop, selector) -> None:
+    """Stands in at the loop's wait: for the selector's poll object where it
+    has one (cheaper: see _asyncio.c), else for the whole selector."""
+    _hook_loop_exit()
+    running = loop.is_running()
+    thread = getattr(loop, "_thread_id", None) if running else None
+    thread = thread or threading.get_ident()
+    name = f"asyncio loop (thread {_thread_hex(thread)})"
+    poller_type = getattr(_perpetuo, "AsyncioPoller", None)
+    poller = getattr(selector, "_selector", None)
+    if poller_type is not None and type(selector) in _poll_like_selectors() \
+            and callable(getattr(poller, "poll", None)):
+        selector._selector = poller_type(poller, name, thread, running)
+    else:
+        loop._selector = _perpetuo.AsyncioSelector(
+            selector, loop, name, thread, running)
 
 
 HEARTBEAT_INTERVAL = 0.025
@@ -360,8 +398,9 @@ def instrument_asyncio(loop=None, *, heartbeat_interval: float | None = None
 
     On asyncio's selector loops (the default on Unix) the loop's tracker is
     active while the loop runs callbacks and idle while it waits for I/O:
-    perpetuo stands in for the loop's selector, whose select() is the loop's
-    one wait, so it costs one tick pair per loop iteration. On other loops
+    perpetuo stands in for the selector's epoll or poll object (or, for
+    other selectors, the selector itself), whose wait is the loop's one
+    wait, so it costs one tick pair per loop iteration. On other loops
     (uvloop, ...) a heartbeat the loop runs every `heartbeat_interval`
     seconds (default 0.025) keeps the tracker moving while the loop is
     healthy; a stall's length is then overstated by at most that interval.
@@ -390,20 +429,14 @@ def instrument_asyncio(loop=None, *, heartbeat_interval: float | None = None
     if loop is None:
         loop = asyncio.get_running_loop()
     with _lock:
-        selector = getattr(loop, "_selector", None)
-        if isinstance(selector, _perpetuo.AsyncioSelector):
+        if _selector_stand_in(loop) is not None:
             return "selector"
+        selector = getattr(loop, "_selector", None)
         if not isinstance(loop, asyncio.selector_events.BaseSelectorEventLoop) \
                 or selector is None:
             _instrument_heartbeat(loop, float(heartbeat_interval))
             return "heartbeat"
-        _hook_loop_exit()
-        running = loop.is_running()
-        thread = getattr(loop, "_thread_id", None) if running else None
-        thread = thread or threading.get_ident()
-        loop._selector = _perpetuo.AsyncioSelector(
-            selector, loop, f"asyncio loop (thread {_thread_hex(thread)})",
-            thread, running)
+        _instrument_selector(loop, selector)
         return "selector"
 
 
@@ -421,20 +454,22 @@ def uninstrument_asyncio(loop=None) -> bool:
     if loop is None:
         loop = asyncio.get_running_loop()
     with _lock:
-        selector = getattr(loop, "_selector", None)
+        stand_in = _selector_stand_in(loop)
         heartbeat = getattr(loop, "_perpetuo_heartbeat", None)
-        if not isinstance(selector, _perpetuo.AsyncioSelector) and \
-                not isinstance(heartbeat, _LoopHeartbeat):
+        if stand_in is None and not isinstance(heartbeat, _LoopHeartbeat):
             return False
         if loop.is_running() and asyncio.events._get_running_loop() is not loop:
             raise RuntimeError(
                 "uninstrument_asyncio() must be called from the thread that "
                 "runs the loop")
-        if isinstance(selector, _perpetuo.AsyncioSelector):
-            selector.release()
-            loop._selector = selector.wrapped
-        else:
+        if stand_in is None:
             heartbeat.release()
+        else:
+            stand_in.release()
+            if stand_in is loop._selector:
+                loop._selector = stand_in.wrapped
+            else:
+                loop._selector._selector = stand_in.wrapped
         return True
 
 
