@@ -450,21 +450,19 @@ def _trio_call(cls):
 
 # ----------------------------------------------------------------- asyncio
 
-class AsyncioSelector:
-    """AsyncioSelector(selector, loop, name, thread, active): stands in for
-    an asyncio loop's selector, keeping the loop's tracker idle while the
-    loop waits."""
+class _WaitStandIn:
+    """What AsyncioSelector and AsyncioPoller share: the loop's tracker,
+    idle while the loop waits in the wrapped object's wait."""
 
-    __slots__ = ("_inner", "_inner_select", "_loop", "_tracker", "_counter")
+    __slots__ = ("_inner", "_inner_wait", "_tracker", "_counter")
 
-    def __init__(self, selector, loop, name, thread, active):
+    def _start(self, inner, wait, name, thread, active):
         self._tracker = None
         if not isinstance(name, str):
-            raise TypeError(f"AsyncioSelector() argument 'name' must be str, "
-                            f"not {type(name).__name__}")
-        self._inner = selector
-        self._inner_select = selector.select
-        self._loop = loop
+            raise TypeError(f"{type(self).__name__}() argument 'name' must "
+                            f"be str, not {type(name).__name__}")
+        self._inner = inner
+        self._inner_wait = wait
         tracker = _tracker_new(name, thread, bool(active))
         self._counter = lib.perpetuo_tracker_counter(tracker)
         self._tracker = tracker
@@ -477,6 +475,17 @@ class AsyncioSelector:
         if tracker is not None:
             _tracker_release(tracker, self._counter)
 
+    def _wait(self, *args, **kwargs):
+        counter = self._counter if self._tracker is not None else None
+        if counter is not None and counter[0] & 1:
+            counter[0] += 1
+        try:
+            return self._inner_wait(*args, **kwargs)
+        finally:
+            # Even after an error: the loop may go on (an interrupted wait).
+            if self._tracker is not None and not counter[0] & 1:
+                counter[0] += 1
+
     @property
     def tracking(self):
         """Whether it holds the loop's tracker."""
@@ -484,18 +493,8 @@ class AsyncioSelector:
 
     @property
     def wrapped(self):
-        """The real selector."""
+        """The real object."""
         return self._inner
-
-    def select(self, *args, **kwargs):
-        """The real selector's select(), with the loop idle while it waits."""
-        counter = self._counter if self._tracker is not None else None
-        if counter is not None and counter[0] & 1:
-            counter[0] += 1
-        events = self._inner_select(*args, **kwargs)
-        if self._tracker is not None and not counter[0] & 1:
-            counter[0] += 1
-        return events
 
     def idle(self):
         """The loop stopped running: its tracker goes idle until its next
@@ -504,18 +503,66 @@ class AsyncioSelector:
             self._counter[0] += 1
 
     def release(self):
-        """Release the loop's tracker; the real selector stays open."""
+        """Release the loop's tracker; the real object stays open."""
         self._release()
 
-    def close(self):
-        """Release the loop's tracker, and close the real selector."""
+    def close(self, *args, **kwargs):
+        """Release the loop's tracker, and close the real object."""
         self._release()
-        return self._inner.close()
+        return self._inner.close(*args, **kwargs)
+
+
+class AsyncioSelector(_WaitStandIn):
+    """AsyncioSelector(selector, loop, name, thread, active): stands in for
+    an asyncio loop's selector, keeping the loop's tracker idle while the
+    loop waits."""
+
+    __slots__ = ("_loop",)
+
+    def __init__(self, selector, loop, name, thread, active):
+        self._loop = loop
+        self._start(selector, selector.select, name, thread, active)
+
+    def select(self, *args, **kwargs):
+        """The real selector's select(), with the loop idle while it waits."""
+        return self._wait(*args, **kwargs)
 
     def __getattr__(self, name):
-        if name in AsyncioSelector.__slots__:  # not set yet: no recursion
-            raise AttributeError(name)
+        if name in _WaitStandIn.__slots__ or name in AsyncioSelector.__slots__:
+            raise AttributeError(name)  # not set yet: no recursion
         return getattr(self._inner, name)
+
+
+class AsyncioPoller(_WaitStandIn):
+    """AsyncioPoller(poller, name, thread, active): stands in for the epoll
+    or poll object of an asyncio loop's selector, keeping the loop's tracker
+    idle while the loop waits."""
+
+    __slots__ = ()
+
+    def __init__(self, poller, name, thread, active):
+        self._start(poller, poller.poll, name, thread, active)
+
+    def poll(self, *args, **kwargs):
+        """The real poll(), with the loop idle while it waits."""
+        return self._wait(*args, **kwargs)
+
+    def register(self, *args, **kwargs):
+        return self._inner.register(*args, **kwargs)
+
+    def modify(self, *args, **kwargs):
+        return self._inner.modify(*args, **kwargs)
+
+    def unregister(self, *args, **kwargs):
+        return self._inner.unregister(*args, **kwargs)
+
+    def fileno(self, *args, **kwargs):
+        return self._inner.fileno(*args, **kwargs)
+
+    @property
+    def closed(self):
+        """Whether the real poll object is closed."""
+        return self._inner.closed
 
 
 class AsyncioHeartbeat:
