@@ -43,9 +43,20 @@ ROUNDS rounds, medians:
      a loop during the stall, its longest gap; and our record's
      capture.pause_us. "trio only" (no watcher) gives the gap's baseline.
 
+  e. the cffi backend, on CPython and on PyPy: workloads a (empty steps)
+     and b (echo) with Debian's trio on both interpreters, Debian's python3
+     and pypy3 (which imports trio through a directory of links to Debian's,
+     with -S), side by side: trio only, ours on the C extension (CPython
+     only), ours on the cffi backend (task_steps, io_waits, + watcher),
+     and no-op Python hooks (trio's own cost of dispatching a hook); the
+     echo's load warms up for 1 s (PyPy's JIT) rather than 0.2;
+     the added cost against trio only on the same interpreter, in % (goal
+     on PyPy: <= 5 %).
+
 Usage: trio_overhead.py [--build DIR] [--venv DIR] [--venv-original DIR]
        [--rounds N] [--steps N] [--hook-iterations N] [--echo-rounds N]
-       [--echo-seconds S] [--stalls N] [--raw FILE]
+       [--echo-seconds S] [--stalls N] [--workloads a,b,c,d,e]
+       [--system-python PATH] [--pypy PATH] [--raw FILE]
 --build is this project's build directory (default: the current one). The
 venvs default to build/venv and build/venv-original of the source tree
 (tools/python-venv.sh and tools/python-original-venv.sh create them).
@@ -55,6 +66,7 @@ Exits non-zero, with one sentence, if a configuration fails.
 import argparse
 import json
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -79,6 +91,11 @@ WATCHING = "Successfully monitoring"
 STALL = "Stall detected"
 STEP_GOAL = 0.5    # ours' added cost per step / the original's
 ECHO_GOAL = 0.02   # ours' loss of round trips per second
+PYPY_GOAL = 0.05   # the cffi backend's added cost on PyPy
+E_ECHO_WARMUP_S = 1.0
+DIST_PACKAGES = "/usr/lib/python3/dist-packages"
+TRIO_PACKAGES = ("trio", "outcome", "sniffio", "sortedcontainers", "idna",
+                 "attr", "attrs", "exceptiongroup", "async_generator")
 
 
 class BenchError(Exception):
@@ -86,11 +103,14 @@ class BenchError(Exception):
 
 
 class Config:
-    def __init__(self, label, tool, hooks, watcher=False):
+    def __init__(self, label, tool, hooks, watcher=False, interp="venv",
+                 backend=None):
         self.label = label
         self.tool = tool      # "trio", "ours" or "original"
         self.hooks = hooks    # trio_workload.py --hooks
         self.watcher = watcher
+        self.interp = interp  # "venv" (its tool's), "cpython" or "pypy"
+        self.backend = backend  # PERPETUO_BACKEND for ours, or None
 
 
 STEP_CONFIGS = [
@@ -115,6 +135,19 @@ STALL_CONFIGS = [
     Config("ours", "ours", "perpetuo", True),
     Config("original", "original", "perpetuo", True),
 ]
+# Workload e, on each interpreter: Debian's python3, and pypy3.
+BACKEND_CONFIGS = {
+    interp: [Config("trio only", "trio", "none", interp=interp),
+             Config("no-op Python hooks", "trio", "null-py", interp=interp)] +
+    ([Config("ours, C extension", "ours", "perpetuo", interp=interp,
+             backend="c")] if interp == "cpython" else []) +
+    [Config("ours, cffi", "ours", "perpetuo", interp=interp,
+            backend="cffi"),
+     Config("ours, cffi + watcher", "ours", "perpetuo", True, interp=interp,
+            backend="cffi"),
+     Config("ours, cffi, io_waits", "ours", "perpetuo-io", interp=interp,
+            backend="cffi")]
+    for interp in ("cpython", "pypy")}
 
 
 class Worker:
@@ -223,24 +256,62 @@ class Bench:
             "ours": os.path.join(args.venv, "bin", "python"),
             "original": os.path.join(args.venv_original, "bin", "python"),
         }
-        for path, what in (
-                (self.python["trio"], "the venv's python "
-                 "(tools/python-venv.sh creates it)"),
-                (self.python["original"], "the original's venv "
-                 "(tools/python-original-venv.sh creates it)"),
-                (os.path.join(self.stage, "perpetuo"), "the staged perpetuo "
-                 "package (make builds it)"),
-                (self.watcher, "the watcher (make builds it)")):
+        needed = [(os.path.join(self.stage, "perpetuo"), "the staged "
+                   "perpetuo package (make builds it)"),
+                  (self.watcher, "the watcher (make builds it)")]
+        if set(args.workloads) & set("abcd"):
+            needed += [(self.python["trio"], "the venv's python "
+                        "(tools/python-venv.sh creates it)"),
+                       (self.python["original"], "the original's venv "
+                        "(tools/python-original-venv.sh creates it)")]
+        if "e" in args.workloads:
+            needed += [(args.system_python, "Debian's python3"),
+                       (args.pypy or "pypy3", "pypy3 (Debian's pypy3)"),
+                       (os.path.join(DIST_PACKAGES, "trio"),
+                        "Debian's trio (python3-trio)")]
+        for path, what in needed:
             if not os.path.exists(path):
                 raise BenchError("%s is missing: %s" % (what, path))
         self.versions = {}
+        self.trio_links = None
 
-    def env(self, tool):
+    def argv(self, config):
+        """The interpreter's command line for a configuration."""
+        if config.interp == "cpython":
+            return [self.args.system_python]
+        if config.interp == "pypy":
+            # Debian's trio through links, and nothing else of
+            # dist-packages: no site.
+            return [self.args.pypy, "-S"]
+        return [self.python[config.tool]]
+
+    def links(self):
+        """A directory of links to Debian's trio and what it imports, for
+        pypy3 (made once, in the build directory)."""
+        if self.trio_links is None:
+            self.trio_links = os.path.join(os.path.abspath(self.args.build),
+                                           "bench-pypy-trio")
+            os.makedirs(self.trio_links, exist_ok=True)
+            for name in TRIO_PACKAGES:
+                target = os.path.join(DIST_PACKAGES, name)
+                link = os.path.join(self.trio_links, name)
+                if os.path.exists(target) and not os.path.lexists(link):
+                    os.symlink(target, link)
+        return self.trio_links
+
+    def env(self, tool, config=None):
         env = dict(os.environ)
-        for name in ("PYTHONPATH", "PERPETUO_WATCHER", "PYTHONHOME"):
+        for name in ("PYTHONPATH", "PERPETUO_WATCHER", "PYTHONHOME",
+                     "PERPETUO_BACKEND"):
             env.pop(name, None)
+        interp = config.interp if config else "venv"
+        if interp == "pypy":
+            env["PYTHONPATH"] = self.links()
+        if config is not None and config.backend:
+            env["PERPETUO_BACKEND"] = config.backend
         if tool == "ours":
-            env["PYTHONPATH"] = self.stage
+            env["PYTHONPATH"] = os.pathsep.join(
+                [self.stage] + ([self.links()] if interp == "pypy" else []))
             env["LD_LIBRARY_PATH"] = self.libs + (
                 ":" + env["LD_LIBRARY_PATH"] if env.get("LD_LIBRARY_PATH")
                 else "")
@@ -254,11 +325,11 @@ class Bench:
         """Starts a workload in `config` and lets it begin once it (and its
         watcher, if any) is ready."""
         label = label or "%s (%s)" % (config.label, role)
-        argv = [self.python[config.tool], WORKLOAD, "--hooks", config.hooks]
+        argv = self.argv(config) + [WORKLOAD, "--hooks", config.hooks]
         if config.watcher:
             argv += ["--watcher", "--alert-interval", str(ALERT_S)]
         worker = Worker(label, argv + [role, *role_args],
-                        self.env(config.tool))
+                        self.env(config.tool, config))
         ready = worker.wait_json("ready", "the ready line")
         self.check_ready(config, worker, ready)
         if config.watcher:
@@ -276,6 +347,15 @@ class Bench:
             worker.kill()
             raise BenchError("%s imported perpetuo from %s, not from %s"
                              % (worker.label, where, expected[config.tool]))
+        if config.interp != "venv":
+            self.versions.setdefault("Debian's trio (%s)" % config.interp,
+                                     ready["trio"])
+            if ready.get("backend") not in (None, config.backend):
+                worker.kill()
+                raise BenchError("%s runs perpetuo's %s backend, not %s"
+                                 % (worker.label, ready["backend"],
+                                    config.backend))
+            return
         venv = "original" if config.tool == "original" else "venv"
         self.versions.setdefault("trio (%s)" % venv, ready["trio"])
         if len(set(v for k, v in self.versions.items()
@@ -310,12 +390,20 @@ class Bench:
         server = self.start(config, "server")
         try:
             port = server.wait_json("port", "the server's port")["port"]
+            load_python = (self.python["trio"] if config.interp == "venv"
+                           else self.args.system_python)
             load = Worker("the load generator for %s" % config.label,
-                          [self.python["trio"], WORKLOAD, "load",
+                          [load_python, WORKLOAD, "load",
                            "--port", str(port), "--clients", str(CLIENTS),
                            "--size", str(MESSAGE),
+                          # PyPy's JIT warms up under the load first.
+                          "--warmup", "0.2" if config.interp == "venv"
+                          else str(E_ECHO_WARMUP_S),
                            "--seconds", str(self.args.echo_seconds)],
-                          self.env("trio"))
+                          self.env("trio", Config("load", "trio", "none",
+                                                  interp=config.interp
+                                                  if config.interp == "venv"
+                                                  else "cpython")))
             try:
                 load.wait_for("out", lambda line: line == '"start"\n',
                               "the load's start")
@@ -595,6 +683,97 @@ def report_stalls(results, runs):
           "(capture above).")
 
 
+def run_backends(bench, args):
+    """Workload e: empty steps and echo, per interpreter, configurations
+    interleaved as in a and b."""
+    results = {}
+    for interp, configs in BACKEND_CONFIGS.items():
+        steps = {c.label: {n: [] for n in TASK_COUNTS} for c in configs}
+        echo = {c.label: [] for c in configs}
+        stalls = {c.label: 0 for c in configs}
+        for rnd in range(args.rounds):
+            progress("e: %s, steps, round %d of %d" % (interp, rnd + 1,
+                                                       args.rounds))
+            for config in rotated(configs, rnd):
+                values, count = bench.steps(config)
+                stalls[config.label] += count
+                for n in TASK_COUNTS:
+                    steps[config.label][n].append(values[n])
+        for rnd in range(args.echo_rounds):
+            progress("e: %s, echo, round %d of %d" % (interp, rnd + 1,
+                                                      args.echo_rounds))
+            for config in rotated(configs, rnd):
+                value, count = bench.echo(config)
+                stalls[config.label] += count
+                echo[config.label].append(value)
+        results[interp] = {"steps": steps, "echo": echo, "stalls": stalls}
+    return results
+
+
+def report_backends(results, rounds, echo_rounds):
+    print()
+    print("e. The cffi backend, with Debian's trio (%s) on Debian's python3 "
+          "and on pypy3;" % ", ".join(
+              "%s %s" % (k.split("(")[1].rstrip(")"), v)
+              for k, v in sorted(results.get("versions", {}).items())))
+    print("   empty steps: CPU ns per task step, median of %d runs; echo: "
+          "round trips/s, median" % rounds)
+    print("   of %d runs, and the server's run loop CPU time per round trip; "
+          "added, loss: the" % echo_rounds)
+    print("   median over rounds of the change from trio only on the same "
+          "interpreter in the")
+    print("   same round")
+    goals = []
+    for interp in ("cpython", "pypy"):
+        r = results[interp]
+        steps, echo = r["steps"], r["echo"]
+        base_steps, base_echo = steps["trio only"], echo["trio only"]
+        print()
+        print("   %s" % {"cpython": "CPython (Debian's python3)",
+                         "pypy": "PyPy (Debian's pypy3)"}[interp])
+        head = "%-22s" % "configuration" + "".join(
+            " | %3d tasks %-11s %7s" % (n, "", "added") for n in TASK_COUNTS) \
+            + " | %7s %7s | %6s %7s" % ("trips/s", "loss", "CPU us", "added")
+        print(head)
+        print("-" * len(head))
+        for config in BACKEND_CONFIGS[interp]:
+            label = config.label
+            first = label == "trio only"
+            row = "%-22s" % label
+            for n in TASK_COUNTS:
+                values = [v["cpu"] for v in steps[label][n]]
+                added = median([v["cpu"] / b["cpu"] - 1 for v, b in
+                                zip(steps[label][n], base_steps[n])])
+                row += " | %9s %-11s %7s" % (
+                    fmt(median(values)), "(%s)" % spread(values),
+                    "" if first else "%+.1f %%" % (100 * added))
+                if label == "ours, cffi" and interp == "pypy":
+                    goals.append(("%d tasks, CPU per step" % n, added))
+            rates = [v["rate"] for v in echo[label]]
+            loss = -median([v["rate"] / b["rate"] - 1
+                            for v, b in zip(echo[label], base_echo)])
+            cpu = median([v["cpu_us"] / b["cpu_us"] - 1
+                          for v, b in zip(echo[label], base_echo)])
+            row += " | %7s %7s | %6s %7s" % (
+                fmt(median(rates)), "" if first else "%.1f %%" % (100 * loss),
+                fmt(median([v["cpu_us"] for v in echo[label]]), 1),
+                "" if first else "%+.1f %%" % (100 * cpu))
+            if label == "ours, cffi" and interp == "pypy":
+                goals.append(("echo, round trips/s lost", loss))
+                goals.append(("echo, the server's CPU per round trip", cpu))
+            print(row)
+        for label, count in r["stalls"].items():
+            if count:
+                print("note: %s: the watcher reported %d stall record(s) "
+                      "during the runs" % (label, count))
+    print()
+    for what, value in goals:
+        print("Goal: on PyPy, the cffi backend adds <= %.0f %% (%s): %s "
+              "(%+.1f %%)" % (100 * PYPY_GOAL, what,
+                              "met" if value <= PYPY_GOAL else "NOT met",
+                              100 * value))
+
+
 def run_steps(bench, args):
     steps = {c.label: {n: [] for n in TASK_COUNTS} for c in STEP_CONFIGS}
     stall_counts = {c.label: 0 for c in STEP_CONFIGS if c.watcher}
@@ -661,13 +840,18 @@ def main():
     parser.add_argument("--echo-seconds", type=float, default=0.6)
     parser.add_argument("--stalls", type=int, default=5,
                         help="stalling runs per tool")
-    parser.add_argument("--workloads", default="a,b,c,d",
-                        help="which of a,b,c,d to run (default: all)")
+    parser.add_argument("--workloads", default="a,b,c,d,e",
+                        help="which of a,b,c,d,e to run (default: all)")
+    parser.add_argument("--system-python", default="/usr/bin/python3",
+                        help="Debian's python3, for workload e")
+    parser.add_argument("--pypy", default=shutil.which("pypy3"),
+                        help="pypy3, for workload e (default: on PATH)")
     parser.add_argument("--raw", help="also write every result, as JSON")
     args = parser.parse_args()
     args.workloads = sorted(set(args.workloads.split(",")))
-    if not args.workloads or not set(args.workloads) <= set("abcd"):
-        parser.error("--workloads takes a comma-separated list of a, b, c, d")
+    if not args.workloads or not set(args.workloads) <= set("abcde"):
+        parser.error("--workloads takes a comma-separated list of a, b, c, "
+                     "d, e")
     args.venv = os.path.abspath(args.venv)
     args.venv_original = os.path.abspath(args.venv_original)
     if min(args.rounds, args.echo_rounds, args.stalls) < 1:
@@ -678,18 +862,29 @@ def main():
     print("trio_overhead: Trio instrumentation, this project's perpetuo next "
           "to the original")
     print("machine: %s" % machine())
-    ours_version, py = package_version(bench.python["ours"], bench.env("ours"))
-    if ours_version == "?":
-        ours_version = build_version(args.build)
-    orig_version, py_orig = package_version(bench.python["original"],
-                                            bench.env("original"))
-    print("python %s (venv), %s (original's venv); perpetuo: ours %s, "
-          "original %s" % (py, py_orig, ours_version, orig_version))
+    if set(args.workloads) & set("abcd"):
+        ours_version, py = package_version(bench.python["ours"],
+                                           bench.env("ours"))
+        if ours_version == "?":
+            ours_version = build_version(args.build)
+        orig_version, py_orig = package_version(bench.python["original"],
+                                                bench.env("original"))
+        print("python %s (venv), %s (original's venv); perpetuo: ours %s, "
+              "original %s" % (py, py_orig, ours_version, orig_version))
+    if "e" in args.workloads:
+        print("e: %s; %s" % tuple(
+            subprocess.run(argv + ["-c", "import sys; print(sys.version."
+                                   "replace(chr(10), ' '))"],
+                           check=True, stdout=subprocess.PIPE,
+                           universal_newlines=True).stdout.strip()
+            for argv in ([args.system_python], [args.pypy, "-S"])))
     sys.stdout.flush()
 
-    runs = {"a": run_steps, "b": run_echo, "c": run_stalls, "d": run_hooks}
+    runs = {"a": run_steps, "b": run_echo, "c": run_stalls, "d": run_hooks,
+            "e": run_backends}
     results = {name: runs[name](bench, args) for name in args.workloads}
-    print("trio %s in both venvs" % bench.versions.get("trio (venv)"))
+    if set(args.workloads) & set("abcd"):
+        print("trio %s in both venvs" % bench.versions.get("trio (venv)"))
     if "a" in results:
         report_steps(*results["a"], args.rounds)
     if "b" in results:
@@ -698,6 +893,10 @@ def main():
         report_stalls(results["c"], args.stalls)
     if "d" in results:
         report_hooks(results["d"], HOOK_ROUNDS)
+    if "e" in results:
+        results["e"]["versions"] = {k: v for k, v in bench.versions.items()
+                                    if k.startswith("Debian")}
+        report_backends(results["e"], args.rounds, args.echo_rounds)
     print()
     print("machine at the end: load average %s; the run took %.0f s"
           % (" ".join("%.2f" % x for x in os.getloadavg()),

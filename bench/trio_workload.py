@@ -102,6 +102,9 @@ async def setup(args):
         import perpetuo
 
         info["perpetuo"] = perpetuo.__file__
+        # This project's package says which backend it runs on.
+        info["backend"] = getattr(getattr(perpetuo, "_backend", None),
+                                  "name", None)
     if args.hooks == "perpetuo":
         perpetuo.instrument_trio()
     elif args.hooks == "perpetuo-io":
