@@ -50,110 +50,30 @@ import re
 import sys
 import time
 
-from asyncio_overhead import Unavailable
-from benchlib import machine_description
-from trio_overhead import BenchError, Worker
+import asynciolib
+from asynciolib import parse_loops, short_reason
+from benchlib import (exit_on_error, fixed, interleaved, machine_description,
+                      median, print_end, spread)
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 SOURCE = os.path.dirname(HERE)
-WORKLOAD = os.path.join(HERE, "asyncio_workload.py")
 DETECTORS = (("perpetuo", "ours"), ("aiocop", "aiocop"),
              ("pyleak", "pyleak"), ("debug", "debug"))
 KINDS = (("sleep", "time.sleep(1)"), ("gil", "GIL held in C 1 s"))
-LOOPS = ("asyncio", "uvloop")
 BLOCKER = "block_the_loop"
-WATCHING = "Successfully monitoring"
 TIMEOUT = 60
 
 
-def progress(text):
-    print(text, file=sys.stderr, flush=True)
-
-
-def median(values):
-    values = sorted(values)
-    if not values:
-        return float("nan")
-    mid = len(values) // 2
-    return values[mid] if len(values) % 2 else (values[mid - 1]
-                                                 + values[mid]) / 2
-
-
-def fmt(value, digits=0):
-    if value is None or value != value:
-        return "-"
-    return "%.*f" % (digits, value)
-
-
-def rotated(items, by):
-    by %= len(items)
-    return items[by:] + items[:by]
-
-
-class Bench:
+class Bench(asynciolib.Bench):
     def __init__(self, args):
-        self.args = args
-        build = os.path.abspath(args.build)
-        self.stage = os.path.join(build, "bindings", "python", "stage")
-        self.libs = os.path.join(build, "libperpetuo", ".libs")
-        self.watcher = os.path.join(build, "libperpetuo", "watcher",
-                                    "perpetuo")
-        for path, what in (
-                (os.path.join(self.stage, "perpetuo"), "the staged perpetuo "
-                 "package (make builds it)"),
-                (self.watcher, "the watcher (make builds it)"),
-                (args.python, "the interpreter with aiocop and pyleak "
-                 "(tools/python-venv.sh creates it)")):
-            if not os.path.exists(path):
-                raise BenchError("%s is missing: %s" % (what, path))
-        self.unavailable = {}
-        self.versions = {}
+        super().__init__(args, "the interpreter with aiocop and pyleak "
+                         "(tools/python-venv.sh creates it)")
 
     def env(self):
-        env = dict(os.environ)
-        for name in ("PYTHONPATH", "PYTHONHOME", "PYTHONASYNCIODEBUG"):
-            env.pop(name, None)
-        env["PYTHONPATH"] = self.stage
-        env["LD_LIBRARY_PATH"] = self.libs + (
-            ":" + env["LD_LIBRARY_PATH"] if env.get("LD_LIBRARY_PATH")
-            else "")
-        env["PERPETUO_WATCHER"] = self.watcher
+        env = super().env()
         # Where the detectors' own reports go: no buffering in the way.
         env["PYTHONUNBUFFERED"] = "1"
         return env
-
-    def start(self, loop, mode, role, *role_args):
-        worker = Worker("%s %s (%s)" % (loop, mode, role),
-                        [self.args.python, WORKLOAD, "--loop", loop,
-                         "--mode", mode, role, *role_args], self.env())
-
-        def test(line):
-            if not line.startswith("{"):
-                return False
-            obj = json.loads(line)
-            return "ready" in obj or "unavailable" in obj
-        ready = json.loads(worker.wait_for("out", test, "the ready line",
-                                           TIMEOUT)[1])
-        if "unavailable" in ready:
-            worker.finish()
-            raise Unavailable(ready["unavailable"])
-        self.versions["python"] = ready["python"]
-        if "uvloop" in ready:
-            self.versions["uvloop"] = ready["uvloop"]
-        if mode == "ours":
-            worker.wait_for("err", lambda line: WATCHING in line,
-                            "the watcher's \"%s\"" % WATCHING)
-        worker.send("go\n")
-        return worker
-
-    def run(self, loop, mode, fn, *fn_args):
-        if (loop, mode) in self.unavailable:
-            return None
-        try:
-            return fn(loop, mode, *fn_args)
-        except Unavailable as e:
-            self.unavailable[loop, mode] = str(e)
-            return None
 
     def stall(self, loop, mode, kind):
         worker = self.start(loop, mode, "stall", "--kind", kind)
@@ -282,10 +202,8 @@ def report_stalls(bench, results, runs):
             for kind, what in KINDS:
                 prefix = "%-9s %-8s %-18s | " % (label, loop, what)
                 if (loop, mode) in bench.unavailable:
-                    why = bench.unavailable[loop, mode]
-                    print(prefix + "n/a (%s)" % (
-                        "not instrumentable"
-                        if why.startswith("not instrumentable") else why))
+                    print(prefix + "n/a (%s)" % short_reason(
+                        bench.unavailable[loop, mode]))
                     continue
                 rows = [r for r in results[label, loop, kind] if r]
                 seen = [r for r in rows if r.get("report_ms") is not None]
@@ -294,8 +212,8 @@ def report_stalls(bench, results, runs):
                 if seen:
                     lat = [r["report_ms"] for r in seen]
                     during = sum(1 for r in seen if r["report_during"])
-                    first = "%s (%s..%s) %s" % (
-                        fmt(median(lat)), fmt(min(lat)), fmt(max(lat)),
+                    first = "%s %s %s" % (
+                        fixed(median(lat)), spread(lat),
                         "during" if during == len(seen) else
                         "after" if not during else "%d/%d during"
                         % (during, len(seen)))
@@ -304,7 +222,7 @@ def report_stalls(bench, results, runs):
                 names = sum(1 for r in stack_rows if r["names"])
                 print(prefix + "%-8s | %-24s | %-10s | %-5s | %s" % (
                     "%d/%d" % (len(seen), len(rows)), first,
-                    fmt(median(later)) if later else "",
+                    fixed(median(later)) if later else "",
                     "%d/%d" % (names, len(rows)) if stack_rows else "no",
                     stack_rows[0]["stack"] if stack_rows else "none"))
 
@@ -333,9 +251,9 @@ def report_overhead(bench, results, rounds):
             pairs = [(r, b) for r, b in zip(rows, base) if r and b]
             first = mode == "plain"
             line += " | %-8s %6s %7s %7s" % (
-                "", fmt(median([r for r in rows if r])),
-                "" if first else fmt(median([r - b for r, b in pairs])),
-                "" if first else fmt(median([b / r for r, b in pairs]), 3))
+                "", fixed(median([r for r in rows if r])),
+                "" if first else fixed(median([r - b for r, b in pairs])),
+                "" if first else fixed(median([b / r for r, b in pairs]), 3))
         print(line)
 
 
@@ -353,10 +271,7 @@ def main():
     parser.add_argument("--iterations", type=int, default=100000)
     parser.add_argument("--raw", help="also write every result, as JSON")
     args = parser.parse_args()
-    loops = args.loops.split(",")
-    if not loops or not set(loops) <= set(LOOPS):
-        parser.error("--loops takes a comma-separated list of asyncio, "
-                     "uvloop")
+    loops = parse_loops(parser, args.loops)
     if min(args.runs, args.overhead_rounds) < 1:
         parser.error("need at least one run and one round")
     bench = Bench(args)
@@ -371,20 +286,16 @@ def main():
               for loop in loops for kind, _ in KINDS}
     configs = [(label, mode, loop, kind) for label, mode in DETECTORS
                for loop in loops for kind, _ in KINDS]
-    for run in range(args.runs):
-        progress("stalls, run %d of %d" % (run + 1, args.runs))
-        for label, mode, loop, kind in rotated(configs, run):
-            stalls[label, loop, kind].append(
-                bench.run(loop, mode, bench.stall, kind))
+    for _, (label, mode, loop, kind) in interleaved(configs, args.runs,
+                                                    "stalls", "run"):
+        stalls[label, loop, kind].append(
+            bench.run(loop, mode, bench.stall, kind))
     overhead = {(loop, mode): [] for loop in loops
                 for mode in ("plain",) + tuple(m for _, m in DETECTORS)}
     oconfigs = list(overhead)
-    for rnd in range(args.overhead_rounds):
-        progress("overhead, round %d of %d" % (rnd + 1,
-                                               args.overhead_rounds))
-        for loop, mode in rotated(oconfigs, rnd):
-            overhead[loop, mode].append(bench.run(loop, mode,
-                                                  bench.pingpong))
+    for _, (loop, mode) in interleaved(oconfigs, args.overhead_rounds,
+                                       "overhead"):
+        overhead[loop, mode].append(bench.run(loop, mode, bench.pingpong))
 
     print("python %s (%s), uvloop %s" % (
         bench.versions.get("python", "?"), args.python,
@@ -392,9 +303,7 @@ def main():
     report_stalls(bench, stalls, args.runs)
     report_overhead(bench, overhead, args.overhead_rounds)
     print()
-    print("machine at the end: load average %s; the run took %.0f s"
-          % (" ".join("%.2f" % x for x in os.getloadavg()),
-             time.monotonic() - began))
+    print_end(began)
     if args.raw:
         with open(args.raw, "w") as f:
             json.dump({"stalls": {" ".join(k): v for k, v in stalls.items()},
@@ -407,8 +316,4 @@ def main():
 
 
 if __name__ == "__main__":
-    try:
-        sys.exit(main())
-    except BenchError as e:
-        print("asyncio_detectors: %s" % e, file=sys.stderr)
-        sys.exit(1)
+    exit_on_error(main, "asyncio_detectors")

@@ -59,135 +59,31 @@ import subprocess
 import sys
 import time
 
-from benchlib import machine_description
-from trio_overhead import BenchError, Worker, thread_cpu_ns
+import asynciolib
+from asynciolib import parse_loops, short_reason
+from benchlib import (BenchError, exit_on_error, fixed, interleaved,
+                      machine_description, median, print_end, spread)
+from workerlib import Worker, measure_load
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-WORKLOAD = os.path.join(HERE, "asyncio_workload.py")
-LOOPS = ("asyncio", "uvloop")
 MODES = ("plain", "instrument", "ours", "debug")
 CASES = (("callback", "1 callback/iteration"), ("tasks", "100 tasks"))
 CLIENTS = 50
 MESSAGE = 64
 DEBUG_SHARE = 10      # debug mode runs 1/DEBUG_SHARE of the iterations
-WATCHING = "Successfully monitoring"
-SETTLE_S = 0.3
 TIMEOUT = 120
 ITERATION_GOAL_NS = 60
 ECHO_GOAL = 0.02
 
 
-class Unavailable(Exception):
-    pass
+class Bench(asynciolib.Bench):
+    # A watcher reads the target's symbols and debug information once it
+    # watches: tens of ms of CPU, a start-up cost kept out of the measured
+    # part (every configuration waits alike).
+    SETTLE_S = 0.3
+    READY_TIMEOUT = TIMEOUT
 
-
-def progress(text):
-    print(text, file=sys.stderr, flush=True)
-
-
-def rotated(items, by):
-    by %= len(items)
-    return items[by:] + items[:by]
-
-
-def median(values):
-    values = sorted(v for v in values if v is not None)
-    if not values:
-        return float("nan")
-    mid = len(values) // 2
-    return values[mid] if len(values) % 2 else (values[mid - 1]
-                                                 + values[mid]) / 2
-
-
-def fmt(value, digits=0):
-    if value is None or value != value:
-        return "-"
-    return "%.*f" % (digits, value)
-
-
-def spread(values, digits=0):
-    values = [v for v in values if v is not None]
-    if not values:
-        return ""
-    return "(%s..%s)" % (fmt(min(values), digits), fmt(max(values), digits))
-
-
-class Bench:
     def __init__(self, args):
-        self.args = args
-        build = os.path.abspath(args.build)
-        self.stage = os.path.join(build, "bindings", "python", "stage")
-        self.libs = os.path.join(build, "libperpetuo", ".libs")
-        self.watcher = os.path.join(build, "libperpetuo", "watcher",
-                                    "perpetuo")
-        for path, what in (
-                (os.path.join(self.stage, "perpetuo"), "the staged perpetuo "
-                 "package (make builds it)"),
-                (self.watcher, "the watcher (make builds it)"),
-                (args.python, "the interpreter")):
-            if not os.path.exists(path):
-                raise BenchError("%s is missing: %s" % (what, path))
-        self.unavailable = {}   # (loop, mode) -> why
-        self.versions = {}
-
-    def env(self):
-        env = dict(os.environ)
-        for name in ("PYTHONPATH", "PYTHONHOME", "PYTHONASYNCIODEBUG"):
-            env.pop(name, None)
-        env["PYTHONPATH"] = self.stage
-        env["LD_LIBRARY_PATH"] = self.libs + (
-            ":" + env["LD_LIBRARY_PATH"] if env.get("LD_LIBRARY_PATH")
-            else "")
-        env["PERPETUO_WATCHER"] = self.watcher
-        return env
-
-    def workload(self, cpu):
-        return [self.args.python, WORKLOAD] + (
-            ["--cpu", str(cpu)] if cpu is not None else [])
-
-    def start(self, loop, mode, role, *role_args, cpu=None):
-        """Starts a workload and lets it begin once it (and its watcher, if
-        any) is ready; Unavailable if the mode cannot run on this loop."""
-        label = "%s %s (%s)" % (loop, mode, role)
-        worker = Worker(label, self.workload(cpu) + [
-            "--loop", loop, "--mode", mode, role, *role_args], self.env())
-
-        def test(line):
-            if not line.startswith("{"):
-                return False
-            obj = json.loads(line)
-            return "ready" in obj or "unavailable" in obj
-        ready = json.loads(worker.wait_for("out", test, "the ready line",
-                                           TIMEOUT)[1])
-        if "unavailable" in ready:
-            worker.finish()
-            raise Unavailable(ready["unavailable"])
-        self.check_ready(ready)
-        if mode == "ours":
-            worker.wait_for("err", lambda line: WATCHING in line,
-                            "the watcher's \"%s\"" % WATCHING)
-        # A watcher reads the target's symbols and debug information once
-        # it watches: tens of ms of CPU, a start-up cost kept out of the
-        # measured part (every configuration waits alike).
-        time.sleep(SETTLE_S)
-        worker.send("go\n")
-        return worker
-
-    def check_ready(self, ready):
-        self.versions["python"] = ready["python"]
-        if ready.get("how"):
-            self.versions.setdefault("how " + ready["loop"], ready["how"])
-
-    def run(self, loop, mode, fn, *fn_args):
-        """fn's result, or None when the configuration is n/a; once n/a,
-        the configuration is not tried again."""
-        if (loop, mode) in self.unavailable:
-            return None
-        try:
-            return fn(loop, mode, *fn_args)
-        except Unavailable as e:
-            self.unavailable[loop, mode] = str(e)
-            return None
+        super().__init__(args, "the interpreter")
 
     def pingpong(self, loop, mode):
         n = self.args.iterations
@@ -215,17 +111,7 @@ class Bench:
                               str(CLIENTS), "--size", str(MESSAGE),
                               "--seconds", str(self.args.echo_seconds)],
                           self.env())
-            try:
-                load.wait_for("out", lambda line: line == '"start"\n',
-                              "the load's start")
-                cpu_start = thread_cpu_ns(server.proc.pid)
-                load.wait_for("out", lambda line: line == '"stop"\n',
-                              "the load's stop")
-                used = thread_cpu_ns(server.proc.pid) - cpu_start
-                r = load.wait_json("round_trips", "the load's result")
-                load.finish()
-            finally:
-                load.kill()
+            r, used = measure_load(server, load)
             server.finish()
         finally:
             server.kill()
@@ -263,28 +149,22 @@ def report_pingpong(bench, results, rounds):
             for _, label in CASES)
         print(head)
         print("-" * len(head))
-        for loop in bench.loops:
-            for mode in MODES:
-                label = "%s, %s" % (loop, mode)
-                if (loop, mode) in bench.unavailable:
-                    print("%-20s | n/a (%s)" % (label, short_reason(
-                        bench.unavailable[loop, mode])))
-                    continue
-                rows = results[loop][mode]
-                base = results[loop]["plain"]
-                line = "%-20s" % label
-                for case, _ in CASES:
-                    values = [r[case][clock] for r in rows if r]
-                    pairs = [(r[case][clock], b[case][clock])
-                             for r, b in zip(rows, base) if r and b]
-                    added = median([a - b for a, b in pairs])
-                    times = median([b / a for a, b in pairs])
-                    first = mode == "plain"
-                    line += " | %-20s %-15s %6s %7s" % (
-                        fmt(median(values)), spread(values),
-                        "" if first else fmt(added),
-                        "" if first else fmt(times, 3))
-                print(line)
+        for label, loop, mode in available(bench):
+            rows = results[loop][mode]
+            base = results[loop]["plain"]
+            line = "%-20s" % label
+            for case, _ in CASES:
+                values = [r[case][clock] for r in rows if r]
+                pairs = [(r[case][clock], b[case][clock])
+                         for r, b in zip(rows, base) if r and b]
+                added = median([a - b for a, b in pairs])
+                times = median([b / a for a, b in pairs])
+                first = mode == "plain"
+                line += " | %-20s %-15s %6s %7s" % (
+                    fixed(median(values)), spread(values),
+                    "" if first else fixed(added),
+                    "" if first else fixed(times, 3))
+            print(line)
         if clock == "cpu":
             for loop in bench.loops:
                 if (loop, "ours") in bench.unavailable:
@@ -297,12 +177,20 @@ def report_pingpong(bench, results, rounds):
                       "(worst case, %s): %s (%s ns)"
                       % (ITERATION_GOAL_NS, loop,
                          "met" if added <= ITERATION_GOAL_NS else "NOT met",
-                         fmt(added)))
+                         fixed(added)))
 
 
-def short_reason(why):
-    return "not instrumentable" if why.startswith("not instrumentable") \
-        else why
+def available(bench):
+    """(label, loop, mode) of each configuration in a table's order; those
+    that could not run get their n/a row here."""
+    for loop in bench.loops:
+        for mode in MODES:
+            label = "%s, %s" % (loop, mode)
+            if (loop, mode) in bench.unavailable:
+                print("%-20s | n/a (%s)" % (label, short_reason(
+                    bench.unavailable[loop, mode])))
+                continue
+            yield label, loop, mode
 
 
 def report_echo(bench, results, rounds):
@@ -323,28 +211,22 @@ def report_echo(bench, results, rounds):
         "change", "busy")
     print(head)
     print("-" * len(head))
-    for loop in bench.loops:
-        for mode in MODES:
-            label = "%s, %s" % (loop, mode)
-            if (loop, mode) in bench.unavailable:
-                print("%-20s | n/a (%s)" % (label, short_reason(
-                    bench.unavailable[loop, mode])))
-                continue
-            rows = results[loop][mode]
-            base = results[loop]["plain"]
-            pairs = [(r, b) for r, b in zip(rows, base) if r and b]
-            rates = [r["rate"] for r in rows if r]
-            first = mode == "plain"
-            ratio = median([r["rate"] / b["rate"] for r, b in pairs])
-            cpu_change = median([r["cpu_us"] / b["cpu_us"] - 1
-                                 for r, b in pairs])
-            print("%-20s | %7s %-15s %7s %7s | %6s %7s %4.0f%%" % (
-                label, fmt(median(rates)), spread(rates),
-                "" if first else fmt(ratio, 3),
-                "" if first else "%.1f %%" % (100 * (1 - ratio)),
-                fmt(median([r["cpu_us"] for r in rows if r]), 2),
-                "" if first else "%+.1f %%" % (100 * cpu_change),
-                100 * median([r["busy"] for r in rows if r])))
+    for label, loop, mode in available(bench):
+        rows = results[loop][mode]
+        base = results[loop]["plain"]
+        pairs = [(r, b) for r, b in zip(rows, base) if r and b]
+        rates = [r["rate"] for r in rows if r]
+        first = mode == "plain"
+        ratio = median([r["rate"] / b["rate"] for r, b in pairs])
+        cpu_change = median([r["cpu_us"] / b["cpu_us"] - 1
+                             for r, b in pairs])
+        print("%-20s | %7s %-15s %7s %7s | %6s %7s %4.0f%%" % (
+            label, fixed(median(rates)), spread(rates),
+            "" if first else fixed(ratio, 3),
+            "" if first else "%.1f %%" % (100 * (1 - ratio)),
+            fixed(median([r["cpu_us"] for r in rows if r]), 2),
+            "" if first else "%+.1f %%" % (100 * cpu_change),
+            100 * median([r["busy"] for r in rows if r])))
     for loop in bench.loops:
         if (loop, "ours") in bench.unavailable:
             continue
@@ -360,10 +242,8 @@ def report_echo(bench, results, rounds):
 def run_rounds(bench, rounds, fn, what):
     results = {loop: {mode: [] for mode in MODES} for loop in bench.loops}
     configs = [(loop, mode) for loop in bench.loops for mode in MODES]
-    for rnd in range(rounds):
-        progress("%s, round %d of %d" % (what, rnd + 1, rounds))
-        for loop, mode in rotated(configs, rnd):
-            results[loop][mode].append(bench.run(loop, mode, fn))
+    for _, (loop, mode) in interleaved(configs, rounds, what):
+        results[loop][mode].append(bench.run(loop, mode, fn))
     return results
 
 
@@ -390,10 +270,7 @@ def main():
     workloads = set(args.workloads.split(","))
     if not workloads or not workloads <= {"a", "b"}:
         parser.error("--workloads takes a comma-separated list of a, b")
-    loops = args.loops.split(",")
-    if not loops or not set(loops) <= set(LOOPS):
-        parser.error("--loops takes a comma-separated list of asyncio, "
-                     "uvloop")
+    loops = parse_loops(parser, args.loops)
     args.echo_cpu = None if args.echo_cpu == "none" else int(args.echo_cpu)
     if min(args.rounds, args.echo_rounds) < 1:
         parser.error("need at least one round")
@@ -427,9 +304,7 @@ def main():
     if "b" in results:
         report_echo(bench, results["b"], args.echo_rounds)
     print()
-    print("machine at the end: load average %s; the run took %.0f s"
-          % (" ".join("%.2f" % x for x in os.getloadavg()),
-             time.monotonic() - began))
+    print_end(began)
     if args.raw:
         with open(args.raw, "w") as f:
             json.dump({"results": results,
@@ -440,8 +315,4 @@ def main():
 
 
 if __name__ == "__main__":
-    try:
-        sys.exit(main())
-    except BenchError as e:
-        print("asyncio_overhead: %s" % e, file=sys.stderr)
-        sys.exit(1)
+    exit_on_error(main, "asyncio_overhead")

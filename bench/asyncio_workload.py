@@ -58,17 +58,14 @@ import os
 import sys
 import time
 
+from workloadlib import add_load_role, load_state, load_window, say
+
 WARMUP = 0.1
 TASKS = 100
 STALL_THRESHOLD_S = 0.2   # every detector's threshold, debug mode's aside
 DEBUG_SLOW_S = 0.1
 SETTLE_S = 0.3
 TAIL_S = 0.6
-
-
-def say(obj):
-    sys.stdout.write(json.dumps(obj) + "\n")
-    sys.stdout.flush()
 
 
 def err_json(obj):
@@ -275,7 +272,7 @@ class Client(asyncio.Protocol):
 async def run_load(args):
     loop = asyncio.get_running_loop()
     message = b"x" * args.size
-    state = {"counting": False, "count": 0, "all": 0, "done": False}
+    state = load_state()
     clients = []
     for _ in range(args.clients):
         transport, client = await loop.create_connection(
@@ -283,15 +280,7 @@ async def run_load(args):
         clients.append(transport)
     for transport in clients:
         transport.write(message)
-    await asyncio.sleep(args.warmup)
-    say("start")
-    start = time.perf_counter_ns()
-    state["counting"] = True
-    await asyncio.sleep(args.seconds)
-    state["counting"] = False
-    elapsed = time.perf_counter_ns() - start
-    say("stop")
-    state["done"] = True
+    elapsed = await load_window(asyncio.sleep, state, args)
     for transport in clients:
         transport.close()
     say({"round_trips": state["count"], "ns": elapsed,
@@ -344,12 +333,7 @@ def main():
     pingpong.add_argument("--iterations", type=int, default=200000)
     pingpong.add_argument("--tasks-iterations", type=int, default=200000)
     roles.add_parser("server")
-    load = roles.add_parser("load")
-    load.add_argument("--port", type=int, required=True)
-    load.add_argument("--clients", type=int, default=50)
-    load.add_argument("--seconds", type=float, default=0.6)
-    load.add_argument("--warmup", type=float, default=0.2)
-    load.add_argument("--size", type=int, default=64)
+    add_load_role(roles)
     stall = roles.add_parser("stall")
     stall.add_argument("--kind", choices=["sleep", "gil"], default="sleep")
     stall.add_argument("--seconds", type=float, default=1.0)

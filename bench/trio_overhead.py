@@ -67,13 +67,14 @@ import argparse
 import json
 import os
 import shutil
-import statistics
 import subprocess
 import sys
-import threading
 import time
 
-from benchlib import machine_description
+from benchlib import (BenchError, Build, clean_env, exit_on_error, fixed,
+                      interleaved, machine_description, median, print_end,
+                      progress, spread)
+from workerlib import Worker, measure_load
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 WORKLOAD = os.path.join(HERE, "trio_workload.py")
@@ -85,10 +86,7 @@ STALL_S = 1.0
 ALERT_S = 0.2
 POLL_S = 0.05    # both watchers' default poll interval
 SETTLE_S = 0.1
-TIMEOUT = 60
 WATCHER_TIMEOUT = 20
-WATCHING = "Successfully monitoring"
-STALL = "Stall detected"
 STEP_GOAL = 0.5    # ours' added cost per step / the original's
 ECHO_GOAL = 0.02   # ours' loss of round trips per second
 PYPY_GOAL = 0.05   # the cffi backend's added cost on PyPy
@@ -96,10 +94,6 @@ E_ECHO_WARMUP_S = 1.0
 DIST_PACKAGES = "/usr/lib/python3/dist-packages"
 TRIO_PACKAGES = ("trio", "outcome", "sniffio", "sortedcontainers", "idna",
                  "attr", "attrs", "exceptiongroup", "async_generator")
-
-
-class BenchError(Exception):
-    pass
 
 
 class Config:
@@ -150,115 +144,17 @@ BACKEND_CONFIGS = {
     for interp in ("cpython", "pypy")}
 
 
-class Worker:
-    """A process whose stdout and stderr lines are collected as they arrive,
-    each with its arrival time on the monotonic clock."""
-
-    def __init__(self, label, argv, env):
-        self.label = label
-        self.proc = subprocess.Popen(argv, env=env, stdin=subprocess.PIPE,
-                                     stdout=subprocess.PIPE,
-                                     stderr=subprocess.PIPE)
-        self.lines = {"out": [], "err": []}
-        self.open = {"out": True, "err": True}
-        self.seen = {"out": 0, "err": 0}
-        self.cond = threading.Condition()
-        self.readers = [
-            threading.Thread(target=self._read, args=(name, pipe), daemon=True)
-            for name, pipe in (("out", self.proc.stdout),
-                               ("err", self.proc.stderr))]
-        for reader in self.readers:
-            reader.start()
-
-    def _read(self, name, pipe):
-        for raw in iter(pipe.readline, b""):
-            now = time.monotonic_ns()
-            with self.cond:
-                self.lines[name].append((now, raw.decode(errors="replace")))
-                self.cond.notify_all()
-        with self.cond:
-            self.open[name] = False
-            self.cond.notify_all()
-
-    def tail(self):
-        with self.cond:
-            text = "".join(line for _, line in self.lines["err"][-5:])
-        return text.strip() or "nothing on stderr"
-
-    def wait_for(self, name, test, what, timeout=TIMEOUT):
-        """The next line of stream `name` that passes `test`, with its
-        arrival time; the lines before it are passed over for good."""
-        deadline = time.monotonic() + timeout
-        with self.cond:
-            while True:
-                lines = self.lines[name]
-                while self.seen[name] < len(lines):
-                    when, line = lines[self.seen[name]]
-                    self.seen[name] += 1
-                    if test(line):
-                        return when, line
-                left = deadline - time.monotonic()
-                if not self.open[name] or left <= 0:
-                    break
-                self.cond.wait(left)
-        self.kill()
-        raise BenchError("%s: %s never came (%s); it said: %s"
-                         % (self.label, what,
-                            "the process ended" if self.proc.poll() is not None
-                            else "timed out", self.tail()))
-
-    def wait_json(self, key, what, timeout=TIMEOUT):
-        def test(line):
-            return line.startswith("{") and key in json.loads(line)
-        return json.loads(self.wait_for("out", test, what, timeout)[1])
-
-    def send(self, text):
-        self.proc.stdin.write(text.encode())
-        self.proc.stdin.flush()
-
-    def finish(self):
-        """Waits for the end of the process and of its output: a watcher
-        that inherited stderr keeps it open until it is gone too."""
-        self.proc.stdin.close()
-        try:
-            status = self.proc.wait(TIMEOUT)
-        except subprocess.TimeoutExpired:
-            self.kill()
-            raise BenchError("%s did not end within %d s" % (self.label,
-                                                            TIMEOUT))
-        for reader in self.readers:
-            reader.join(TIMEOUT)
-        if status != 0:
-            raise BenchError("%s failed (exit status %d): %s"
-                             % (self.label, status, self.tail()))
-
-    def kill(self):
-        if self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait()
-
-    def stall_lines(self):
-        with self.cond:
-            return [(when, line) for when, line in self.lines["err"]
-                    if STALL in line]
-
-
 class Bench:
     def __init__(self, args):
         self.args = args
-        build = os.path.abspath(args.build)
-        self.stage = os.path.join(build, "bindings", "python", "stage")
-        self.libs = os.path.join(build, "libperpetuo", ".libs")
-        self.watcher = os.path.join(build, "libperpetuo", "watcher",
-                                    "perpetuo")
+        self.build = Build(args.build)
+        self.stage = self.build.stage
         self.python = {
             "trio": os.path.join(args.venv, "bin", "python"),
             "ours": os.path.join(args.venv, "bin", "python"),
             "original": os.path.join(args.venv_original, "bin", "python"),
         }
-        needed = [(os.path.join(self.stage, "perpetuo"), "the staged "
-                   "perpetuo package (make builds it)"),
-                  (self.watcher, "the watcher (make builds it)")]
+        needed = []
         if set(args.workloads) & set("abcd"):
             needed += [(self.python["trio"], "the venv's python "
                         "(tools/python-venv.sh creates it)"),
@@ -269,9 +165,7 @@ class Bench:
                        (args.pypy or "pypy3", "pypy3 (Debian's pypy3)"),
                        (os.path.join(DIST_PACKAGES, "trio"),
                         "Debian's trio (python3-trio)")]
-        for path, what in needed:
-            if not os.path.exists(path):
-                raise BenchError("%s is missing: %s" % (what, path))
+        self.build.check(needed)
         self.versions = {}
         self.trio_links = None
 
@@ -300,22 +194,15 @@ class Bench:
         return self.trio_links
 
     def env(self, tool, config=None):
-        env = dict(os.environ)
-        for name in ("PYTHONPATH", "PERPETUO_WATCHER", "PYTHONHOME",
-                     "PERPETUO_BACKEND"):
-            env.pop(name, None)
+        env = clean_env(("PERPETUO_BACKEND",))
         interp = config.interp if config else "venv"
         if interp == "pypy":
             env["PYTHONPATH"] = self.links()
         if config is not None and config.backend:
             env["PERPETUO_BACKEND"] = config.backend
         if tool == "ours":
-            env["PYTHONPATH"] = os.pathsep.join(
-                [self.stage] + ([self.links()] if interp == "pypy" else []))
-            env["LD_LIBRARY_PATH"] = self.libs + (
-                ":" + env["LD_LIBRARY_PATH"] if env.get("LD_LIBRARY_PATH")
-                else "")
-            env["PERPETUO_WATCHER"] = self.watcher
+            self.build.use(env, os.pathsep.join(
+                [self.stage] + ([self.links()] if interp == "pypy" else [])))
         elif tool == "original":
             bin_dir = os.path.join(self.args.venv_original, "bin")
             env["PATH"] = bin_dir + os.pathsep + env.get("PATH", "")
@@ -333,9 +220,7 @@ class Bench:
         ready = worker.wait_json("ready", "the ready line")
         self.check_ready(config, worker, ready)
         if config.watcher:
-            worker.wait_for("err", lambda line: WATCHING in line,
-                            "the watcher's \"%s\"" % WATCHING,
-                            WATCHER_TIMEOUT)
+            worker.wait_watching(WATCHER_TIMEOUT)
         worker.send("go\n")
         return worker
 
@@ -404,17 +289,7 @@ class Bench:
                                                   interp=config.interp
                                                   if config.interp == "venv"
                                                   else "cpython")))
-            try:
-                load.wait_for("out", lambda line: line == '"start"\n',
-                              "the load's start")
-                cpu_start = thread_cpu_ns(server.proc.pid)
-                load.wait_for("out", lambda line: line == '"stop"\n',
-                              "the load's stop")
-                cpu_ns = thread_cpu_ns(server.proc.pid) - cpu_start
-                r = load.wait_json("round_trips", "the load's result")
-                load.finish()
-            finally:
-                load.kill()
+            r, cpu_ns = measure_load(server, load)
             server.finish()
         finally:
             server.kill()
@@ -460,33 +335,8 @@ class Bench:
         return result
 
 
-def thread_cpu_ns(pid):
-    """CPU time of the process's main thread (the run loop), in ns."""
-    with open("/proc/%d/schedstat" % pid) as f:
-        return int(f.read().split()[0])
-
-
-def median(values):
-    values = [v for v in values if v is not None]
-    return statistics.median(values) if values else float("nan")
-
-
-def fmt(value, digits=0):
-    if value is None or value != value:
-        return "-"
-    return "%.*f" % (digits, value)
-
-
-def spread(values, digits=0):
-    return "%s..%s" % (fmt(min(values), digits), fmt(max(values), digits))
-
-
 def ratio(a, b):
     return a / b if b else float("nan")
-
-
-def machine():
-    return machine_description()
 
 
 def package_version(python, env):
@@ -509,15 +359,6 @@ def build_version(build):
     except OSError:
         pass
     return "? (this build)"
-
-
-def progress(text):
-    print(text, file=sys.stderr, flush=True)
-
-
-def rotated(items, by):
-    by %= len(items)
-    return items[by:] + items[:by]
 
 
 def report_steps(results, stall_counts, rounds):
@@ -550,9 +391,9 @@ def report_steps(results, stall_counts, rounds):
             added = added_ns(config.label, n, "cpu")
             first = config.label == "trio only"
             row += " | %5s %-11s %5s %6s" % (
-                fmt(median(values)), "(%s)" % spread(values),
-                "" if first else fmt(added),
-                "" if first else fmt(ratio(added, orig[n, "cpu"]), 2))
+                fixed(median(values)), spread(values),
+                "" if first else fixed(added),
+                "" if first else fixed(ratio(added, orig[n, "cpu"]), 2))
         print(row)
     for label, count in stall_counts.items():
         if count:
@@ -565,7 +406,7 @@ def report_steps(results, stall_counts, rounds):
             r = ratio(ours, orig[n, clock])
             print("%3d tasks, %-10s: ours adds %4s ns per step, the original "
                   "%4s: ratio %s, goal <= %.2f %s"
-                  % (n, what, fmt(ours), fmt(orig[n, clock]), fmt(r, 2),
+                  % (n, what, fixed(ours), fixed(orig[n, clock]), fixed(r, 2),
                      STEP_GOAL, "met" if r <= STEP_GOAL else "NOT met"))
 
 
@@ -584,8 +425,8 @@ def report_hooks(results, rounds):
     for label, rows in results.items():
         direct = median([r["direct_ns"] for r in rows])
         dispatch = median([r["dispatch_ns"] for r in rows])
-        print("%-20s | %7s | %12s | %s" % (label, fmt(direct), fmt(dispatch),
-                                         fmt(dispatch - direct)))
+        print("%-20s | %7s | %12s | %s" % (label, fixed(direct), fixed(dispatch),
+                                         fixed(dispatch - direct)))
 
 
 def report_echo(results, stall_counts, per_trip, rounds):
@@ -614,10 +455,10 @@ def report_echo(results, stall_counts, per_trip, rounds):
         cpu = [r["cpu_us"] for r in rows]
         first = config.label == "trio only"
         print("%-20s | %7s %-15s %7s | %6s %6s %7s" % (
-            config.label, fmt(median(rates)), "(%s)" % spread(rates),
+            config.label, fixed(median(rates)), spread(rates),
             "" if first else "%.1f %%" % (-100 * change(config.label, "rate")),
-            fmt(median(cpu), 2),
-            "" if first else fmt(median([r["cpu_us"] - b["cpu_us"]
+            fixed(median(cpu), 2),
+            "" if first else fixed(median([r["cpu_us"] - b["cpu_us"]
                                          for r, b in zip(rows, base)]), 2),
             "" if first else "%+.1f %%" % (100 * change(config.label,
                                                         "cpu_us"))))
@@ -663,22 +504,22 @@ def report_stalls(results, runs):
             if any(v is None for v in values):
                 return "-"
             values = [v * scale for v in values]
-            return "%s (%s)" % (fmt(median(values), digits),
-                                spread(values, digits))
+            return "%s %s" % (fixed(median(values), digits),
+                              spread(values, digits))
 
         def mid(key, digits, scale=1.0):
             values = [r.get(key) for r in rows]
             if any(v is None for v in values):
                 return "-"
-            return fmt(median(values) * scale, digits)
+            return fixed(median(values) * scale, digits)
         print("%-10s | %-20s | %6s | %7s | %-21s | %-15s" % (
             config.label, col("latency_ms", 1), mid("length_ms", 1),
             mid("total_us", 1, 1e-3), col("gap_us", 0), col("pause_us", 0)))
     print()
     print("Frames in the first record: ours %s (native), the original %s "
           "(Python, read while the" % (
-              fmt(median([r["frames"] for r in results["ours"]])),
-              fmt(median([r["frames"] for r in results["original"]]))))
+              fixed(median([r["frames"] for r in results["ours"]])),
+              fixed(median([r["frames"] for r in results["original"]]))))
     print("process is stopped). Our record comes once the stack is named "
           "(capture above).")
 
@@ -691,21 +532,17 @@ def run_backends(bench, args):
         steps = {c.label: {n: [] for n in TASK_COUNTS} for c in configs}
         echo = {c.label: [] for c in configs}
         stalls = {c.label: 0 for c in configs}
-        for rnd in range(args.rounds):
-            progress("e: %s, steps, round %d of %d" % (interp, rnd + 1,
-                                                       args.rounds))
-            for config in rotated(configs, rnd):
-                values, count = bench.steps(config)
-                stalls[config.label] += count
-                for n in TASK_COUNTS:
-                    steps[config.label][n].append(values[n])
-        for rnd in range(args.echo_rounds):
-            progress("e: %s, echo, round %d of %d" % (interp, rnd + 1,
-                                                      args.echo_rounds))
-            for config in rotated(configs, rnd):
-                value, count = bench.echo(config)
-                stalls[config.label] += count
-                echo[config.label].append(value)
+        for _, config in interleaved(configs, args.rounds,
+                                     "e: %s, steps" % interp):
+            values, count = bench.steps(config)
+            stalls[config.label] += count
+            for n in TASK_COUNTS:
+                steps[config.label][n].append(values[n])
+        for _, config in interleaved(configs, args.echo_rounds,
+                                     "e: %s, echo" % interp):
+            value, count = bench.echo(config)
+            stalls[config.label] += count
+            echo[config.label].append(value)
         results[interp] = {"steps": steps, "echo": echo, "stalls": stalls}
     return results
 
@@ -745,7 +582,7 @@ def report_backends(results, rounds, echo_rounds):
                 added = median([v["cpu"] / b["cpu"] - 1 for v, b in
                                 zip(steps[label][n], base_steps[n])])
                 row += " | %9s %-11s %7s" % (
-                    fmt(median(values)), "(%s)" % spread(values),
+                    fixed(median(values)), spread(values),
                     "" if first else "%+.1f %%" % (100 * added))
                 if label == "ours, cffi" and interp == "pypy":
                     goals.append(("%d tasks, CPU per step" % n, added))
@@ -755,8 +592,8 @@ def report_backends(results, rounds, echo_rounds):
             cpu = median([v["cpu_us"] / b["cpu_us"] - 1
                           for v, b in zip(echo[label], base_echo)])
             row += " | %7s %7s | %6s %7s" % (
-                fmt(median(rates)), "" if first else "%.1f %%" % (100 * loss),
-                fmt(median([v["cpu_us"] for v in echo[label]]), 1),
+                fixed(median(rates)), "" if first else "%.1f %%" % (100 * loss),
+                fixed(median([v["cpu_us"] for v in echo[label]]), 1),
                 "" if first else "%+.1f %%" % (100 * cpu))
             if label == "ours, cffi" and interp == "pypy":
                 goals.append(("echo, round trips/s lost", loss))
@@ -777,14 +614,12 @@ def report_backends(results, rounds, echo_rounds):
 def run_steps(bench, args):
     steps = {c.label: {n: [] for n in TASK_COUNTS} for c in STEP_CONFIGS}
     stall_counts = {c.label: 0 for c in STEP_CONFIGS if c.watcher}
-    for rnd in range(args.rounds):
-        progress("steps, round %d of %d" % (rnd + 1, args.rounds))
-        for config in rotated(STEP_CONFIGS, rnd):
-            values, stalls = bench.steps(config)
-            for n in TASK_COUNTS:
-                steps[config.label][n].append(values[n])
-            if config.watcher:
-                stall_counts[config.label] += stalls
+    for _, config in interleaved(STEP_CONFIGS, args.rounds, "steps"):
+        values, stalls = bench.steps(config)
+        for n in TASK_COUNTS:
+            steps[config.label][n].append(values[n])
+        if config.watcher:
+            stall_counts[config.label] += stalls
     return steps, stall_counts
 
 
@@ -792,11 +627,9 @@ def run_hooks(bench, args):
     hooks = {"no-op C hooks": [], "no-op Python hooks": [], "ours": [],
              "original": []}
     names = {"null-c": "no-op C hooks", "null-py": "no-op Python hooks"}
-    for rnd in range(HOOK_ROUNDS):
-        progress("hooks, round %d of %d" % (rnd + 1, HOOK_ROUNDS))
-        for config in rotated(HOOK_CONFIGS, rnd):
-            for name, r in bench.hooks(config).items():
-                hooks[names.get(name, config.label)].append(r)
+    for _, config in interleaved(HOOK_CONFIGS, HOOK_ROUNDS, "hooks"):
+        for name, r in bench.hooks(config).items():
+            hooks[names.get(name, config.label)].append(r)
     return hooks
 
 
@@ -805,22 +638,19 @@ def run_echo(bench, args):
     per_trip = bench.echo(Config("counted", "trio", "count"))
     echo = {c.label: [] for c in ECHO_CONFIGS}
     stall_counts = {c.label: 0 for c in ECHO_CONFIGS if c.watcher}
-    for rnd in range(args.echo_rounds):
-        progress("echo, round %d of %d" % (rnd + 1, args.echo_rounds))
-        for config in rotated(ECHO_CONFIGS, rnd):
-            value, stalls = bench.echo(config)
-            echo[config.label].append(value)
-            if config.watcher:
-                stall_counts[config.label] += stalls
+    for _, config in interleaved(ECHO_CONFIGS, args.echo_rounds, "echo"):
+        value, stalls = bench.echo(config)
+        echo[config.label].append(value)
+        if config.watcher:
+            stall_counts[config.label] += stalls
     return echo, stall_counts, per_trip
 
 
 def run_stalls(bench, args):
     stall = {c.label: [] for c in STALL_CONFIGS}
-    for run in range(args.stalls):
-        progress("stalls, run %d of %d" % (run + 1, args.stalls))
-        for config in rotated(STALL_CONFIGS, run):
-            stall[config.label].append(bench.stall(config, run))
+    for run, config in interleaved(STALL_CONFIGS, args.stalls, "stalls",
+                                   "run"):
+        stall[config.label].append(bench.stall(config, run))
     return stall
 
 
@@ -861,7 +691,7 @@ def main():
 
     print("trio_overhead: Trio instrumentation, this project's perpetuo next "
           "to the original")
-    print("machine: %s" % machine())
+    print("machine: %s" % machine_description())
     if set(args.workloads) & set("abcd"):
         ours_version, py = package_version(bench.python["ours"],
                                            bench.env("ours"))
@@ -898,9 +728,7 @@ def main():
                                     if k.startswith("Debian")}
         report_backends(results["e"], args.rounds, args.echo_rounds)
     print()
-    print("machine at the end: load average %s; the run took %.0f s"
-          % (" ".join("%.2f" % x for x in os.getloadavg()),
-             time.monotonic() - began))
+    print_end(began)
     if args.raw:
         with open(args.raw, "w") as f:
             json.dump(results, f, indent=1)
@@ -908,8 +736,4 @@ def main():
 
 
 if __name__ == "__main__":
-    try:
-        sys.exit(main())
-    except BenchError as e:
-        print("trio_overhead: %s" % e, file=sys.stderr)
-        sys.exit(1)
+    exit_on_error(main, "trio_overhead")

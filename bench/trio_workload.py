@@ -43,16 +43,18 @@ ROLE
 Every role but load first prints {"ready":...} (which perpetuo and trio it
 runs) and waits for a line on stdin: the driver answers once the watcher
 says it is watching, so the measured part never overlaps its start.
-Only trio, perpetuo and the standard library are used.
+Only trio, perpetuo, the standard library and bench/workloadlib.py are
+used.
 """
 
 import argparse
-import json
 import sys
 import threading
 import time
 
 import trio
+
+from workloadlib import add_load_role, load_state, load_window, say
 
 # Warm-up steps as a fraction of the measured ones.
 WARMUP = 0.1
@@ -60,11 +62,6 @@ WARMUP = 0.1
 # sleep ends, so the sleeper waking up and asking for the GIL is not counted
 # as a gap.
 SPIN_MARGIN_S = 0.05
-
-
-def say(obj):
-    sys.stdout.write(json.dumps(obj) + "\n")
-    sys.stdout.flush()
 
 
 class NullCHooks:
@@ -240,7 +237,7 @@ async def run_server(args):
 
 async def run_load(args):
     message = b"x" * args.size
-    state = {"counting": False, "count": 0, "all": 0, "done": False}
+    state = load_state()
 
     async def client(stream):
         while not state["done"]:
@@ -260,15 +257,7 @@ async def run_load(args):
     async with trio.open_nursery() as nursery:
         for stream in streams:
             nursery.start_soon(client, stream)
-        await trio.sleep(args.warmup)
-        say("start")
-        start = time.perf_counter_ns()
-        state["counting"] = True
-        await trio.sleep(args.seconds)
-        state["counting"] = False
-        elapsed = time.perf_counter_ns() - start
-        say("stop")
-        state["done"] = True
+        elapsed = await load_window(trio.sleep, state, args)
     for stream in streams:
         await stream.aclose()
     say({"round_trips": state["count"], "ns": elapsed,
@@ -323,12 +312,7 @@ def main():
     hooks = roles.add_parser("hooks")
     hooks.add_argument("--iterations", type=int, default=300000)
     roles.add_parser("server")
-    load = roles.add_parser("load")
-    load.add_argument("--port", type=int, required=True)
-    load.add_argument("--clients", type=int, default=50)
-    load.add_argument("--seconds", type=float, default=0.6)
-    load.add_argument("--warmup", type=float, default=0.2)
-    load.add_argument("--size", type=int, default=64)
+    add_load_role(roles)
     stall = roles.add_parser("stall")
     stall.add_argument("--seconds", type=float, default=1.0)
     stall.add_argument("--settle", type=float, default=0.1)
