@@ -9,13 +9,15 @@ rest of that directory (CPython's extension modules among it): scenarios
 run with -S, no site-packages at all.
 """
 
-import json
 import os
 import shutil
-import subprocess
-import textwrap
+import sys
 
 import pytest
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)),
+                                os.pardir, "python"))
+from scenario import Scenario  # noqa: E402 (the Python tests' own)
 
 TIMEOUT = 60.0
 DIST_PACKAGES = "/usr/lib/python3/dist-packages"
@@ -62,42 +64,13 @@ def pypyenv(pypy, trio_links):
     return env
 
 
-class Scenario:
-    """A program run by pypy3; its stderr holds the watcher's reports."""
-
-    def __init__(self, pypy, code, env, args=()):
-        self.proc = subprocess.Popen(
-            [pypy, "-S", "-c", textwrap.dedent(code), *args], env=env,
-            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE)
-        self.out = self.err = b""
-
-    def finish(self, timeout=TIMEOUT):
-        self.out, self.err = self.proc.communicate(timeout=timeout)
-        return self.proc.returncode
-
-    def lines(self):
-        return self.out.decode().splitlines()
-
-    def records(self):
-        return [json.loads(line) for line in self.err.decode().splitlines()
-                if line.startswith("{")]
-
-    def stalls(self, event="stall_began"):
-        return [r for r in self.records() if r.get("event") == event]
-
-    def kill(self):
-        if self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait()
-
-
 @pytest.fixture
 def run(pypy, pypyenv):
     started = []
 
     def start(code, args=(), env=None):
-        s = Scenario(pypy, code, env or pypyenv, args)
+        s = Scenario(code, env or pypyenv, args, interpreter=(pypy, "-S"),
+                     timeout=TIMEOUT)
         started.append(s)
         return s
 

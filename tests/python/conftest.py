@@ -7,17 +7,13 @@ trio, or a virtual environment with PyPI's), so each gets a fresh process,
 its own watcher and its own stderr to read the reports from.
 """
 
-import json
 import os
 import signal
-import subprocess
-import sys
-import textwrap
 import time
 
 import pytest
 
-TIMEOUT = 30.0
+from scenario import TIMEOUT, Scenario  # noqa: F401 (the tests import both)
 
 
 def _builddir():
@@ -48,40 +44,6 @@ def pyenv():
     env.setdefault("PERPETUO_WATCHER",
                    os.path.join(build, "libperpetuo", "watcher", "perpetuo"))
     return env
-
-
-class Scenario:
-    """A Python program run in a subprocess; its stderr holds the reports."""
-
-    def __init__(self, code, env, args=()):
-        self.proc = subprocess.Popen(
-            [sys.executable, "-c", textwrap.dedent(code), *args], env=env,
-            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE)
-        self.out = self.err = b""
-
-    def finish(self, timeout=TIMEOUT):
-        self.out, self.err = self.proc.communicate(timeout=timeout)
-        return self.proc.returncode
-
-    def lines(self):
-        return self.out.decode().splitlines()
-
-    def records(self):
-        """The watcher's JSON records (every line of stderr must be one)."""
-        found = []
-        for line in self.err.decode().splitlines():
-            if line.startswith("{"):
-                found.append(json.loads(line))
-        return found
-
-    def stalls(self, event="stall_began"):
-        return [r for r in self.records() if r.get("event") == event]
-
-    def kill(self):
-        if self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait()
 
 
 @pytest.fixture

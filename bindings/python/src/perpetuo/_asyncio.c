@@ -23,18 +23,142 @@
  */
 #include "_perpetuo.h"
 
+/* Either stand-in: what it wraps, the wait it calls, the loop's tracker. */
 typedef struct {
-  PyObject_HEAD PyObject *inner; /* the real selector */
-  PyObject *inner_select;        /* its bound select(), looked up once */
-  PyObject *loop;
+  PyObject_HEAD PyObject *inner; /* the real selector, or poll object */
+  PyObject *inner_wait;          /* its bound select() or poll() */
+  PyObject *loop;                /* AsyncioSelector's loop; NULL otherwise */
   perpetuo_tracker_t *tracker;
   uint64_t *counter;
-} SelectorObject;
+} StandInObject;
 
-static void release_tracker(SelectorObject *self) {
+static PyObject *stand_in_new(PyTypeObject *type, PyObject *inner,
+                              const char *wait, PyObject *loop, PyObject *name,
+                              PyObject *thread, int active) {
+  PyObject *inner_wait = PyObject_GetAttrString(inner, wait);
+  if (!inner_wait)
+    return NULL;
+  StandInObject *self = (StandInObject *)type->tp_alloc(type, 0);
+  if (!self) {
+    Py_DECREF(inner_wait);
+    return NULL;
+  }
+  Py_INCREF(inner);
+  Py_XINCREF(loop);
+  self->inner = inner;
+  self->inner_wait = inner_wait;
+  self->loop = loop;
+  self->tracker = perpetuo_py_tracker_new(name, thread, active);
+  if (!self->tracker) {
+    Py_DECREF(self);
+    return NULL;
+  }
+  self->counter = perpetuo_tracker_counter(self->tracker);
+  return (PyObject *)self;
+}
+
+static void release_tracker(StandInObject *self) {
   perpetuo_py_tracker_release(&self->tracker);
   self->counter = NULL;
 }
+
+static void go_idle(StandInObject *self) {
+  if (self->tracker && perpetuo_counter_is_active(self->counter))
+    perpetuo_counter_leave(self->counter);
+}
+
+/* The loop's wait: idle during it, active after it. The arguments go
+ * through as they came. */
+static PyObject *stand_in_wait(StandInObject *self, PyObject *const *args,
+                               Py_ssize_t nargs, PyObject *kwnames) {
+  go_idle(self);
+  PyObject *events =
+      PyObject_Vectorcall(self->inner_wait, args, (size_t)nargs, kwnames);
+  /* Even after an error: the loop may go on (an interrupted wait), and a
+   * loop that ends goes idle through idle(). */
+  if (self->tracker && !perpetuo_counter_is_active(self->counter))
+    perpetuo_counter_enter(self->counter);
+  return events;
+}
+
+/* A method of the real object, called as it came. */
+static PyObject *forward(StandInObject *self, const char *name,
+                         PyObject *const *args, Py_ssize_t nargs,
+                         PyObject *kwnames) {
+  PyObject *method = PyObject_GetAttrString(self->inner, name);
+  if (!method)
+    return NULL;
+  PyObject *result = PyObject_Vectorcall(method, args, (size_t)nargs, kwnames);
+  Py_DECREF(method);
+  return result;
+}
+
+static PyObject *stand_in_idle(StandInObject *self, PyObject *unused) {
+  go_idle(self);
+  Py_RETURN_NONE;
+}
+
+static PyObject *stand_in_release(StandInObject *self, PyObject *unused) {
+  release_tracker(self);
+  Py_RETURN_NONE;
+}
+
+static PyObject *stand_in_close(StandInObject *self, PyObject *const *args,
+                                Py_ssize_t nargs, PyObject *kwnames) {
+  release_tracker(self);
+  return forward(self, "close", args, nargs, kwnames);
+}
+
+static PyObject *get_tracking(StandInObject *self, void *closure) {
+  return PyBool_FromLong(self->tracker != NULL);
+}
+
+static PyObject *get_wrapped(StandInObject *self, void *closure) {
+  Py_INCREF(self->inner);
+  return self->inner;
+}
+
+static int stand_in_traverse(StandInObject *self, visitproc visit, void *arg) {
+  Py_VISIT(self->inner);
+  Py_VISIT(self->inner_wait);
+  Py_VISIT(self->loop);
+  return 0;
+}
+
+static int stand_in_clear(StandInObject *self) {
+  Py_CLEAR(self->inner);
+  Py_CLEAR(self->inner_wait);
+  Py_CLEAR(self->loop);
+  return 0;
+}
+
+static void stand_in_dealloc(StandInObject *self) {
+  PyObject_GC_UnTrack(self);
+  release_tracker(self);
+  stand_in_clear(self);
+  Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+#define FASTCALL(f)                                                            \
+  (PyCFunction)(void (*)(void))(f), METH_FASTCALL | METH_KEYWORDS
+#define COMMON_METHODS                                                         \
+  {"idle", (PyCFunction)stand_in_idle, METH_NOARGS,                            \
+   "The loop stopped running: its tracker goes idle until its next wait "      \
+   "ends."},                                                                   \
+      {"release", (PyCFunction)stand_in_release, METH_NOARGS,                  \
+       "Release the loop's tracker; the real object stays open."},             \
+      {"close", FASTCALL(stand_in_close),                                      \
+       "Release the loop's tracker, and close the real object."},              \
+      {NULL, NULL, 0, NULL},
+
+static PyGetSetDef common_getset[] = {
+    {"tracking", (getter)get_tracking, NULL,
+     "Whether it holds the loop's tracker.", NULL},
+    {"wrapped", (getter)get_wrapped, NULL, "The real object.", NULL},
+    {NULL, NULL, NULL, NULL, NULL},
+};
+
+/* ---------------------------------------------------------- the selector */
 
 static PyObject *selector_new(PyTypeObject *type, PyObject *args,
                               PyObject *kwargs) {
@@ -46,61 +170,11 @@ static PyObject *selector_new(PyTypeObject *type, PyObject *args,
                                    keywords, &inner, &loop, &name, &thread,
                                    &active))
     return NULL;
-  PyObject *inner_select = PyObject_GetAttrString(inner, "select");
-  if (!inner_select)
-    return NULL;
-  SelectorObject *self = (SelectorObject *)type->tp_alloc(type, 0);
-  if (!self) {
-    Py_DECREF(inner_select);
-    return NULL;
-  }
-  Py_INCREF(inner);
-  Py_INCREF(loop);
-  self->inner = inner;
-  self->inner_select = inner_select;
-  self->loop = loop;
-  self->tracker = perpetuo_py_tracker_new(name, thread, active);
-  if (!self->tracker) {
-    Py_DECREF(self);
-    return NULL;
-  }
-  self->counter = perpetuo_tracker_counter(self->tracker);
-  return (PyObject *)self;
-}
-
-/* The loop's wait: idle during it, active after it. The arguments go
- * through as they came. */
-static PyObject *selector_select(SelectorObject *self, PyObject *const *args,
-                                 Py_ssize_t nargs, PyObject *kwnames) {
-  if (self->tracker && perpetuo_counter_is_active(self->counter))
-    perpetuo_counter_leave(self->counter);
-  PyObject *events =
-      PyObject_Vectorcall(self->inner_select, args, (size_t)nargs, kwnames);
-  /* Even after an error: the loop may go on (an interrupted wait), and a
-   * loop that ends goes idle through idle(). */
-  if (self->tracker && !perpetuo_counter_is_active(self->counter))
-    perpetuo_counter_enter(self->counter);
-  return events;
-}
-
-static PyObject *selector_idle(SelectorObject *self, PyObject *unused) {
-  if (self->tracker && perpetuo_counter_is_active(self->counter))
-    perpetuo_counter_leave(self->counter);
-  Py_RETURN_NONE;
-}
-
-static PyObject *selector_release(SelectorObject *self, PyObject *unused) {
-  release_tracker(self);
-  Py_RETURN_NONE;
-}
-
-static PyObject *selector_close(SelectorObject *self, PyObject *unused) {
-  release_tracker(self);
-  return PyObject_CallMethod(self->inner, "close", NULL);
+  return stand_in_new(type, inner, "select", loop, name, thread, active);
 }
 
 /* Anything else is the real selector's. */
-static PyObject *selector_getattro(SelectorObject *self, PyObject *name) {
+static PyObject *selector_getattro(StandInObject *self, PyObject *name) {
   PyObject *found = PyObject_GenericGetAttr((PyObject *)self, name);
   if (found || !PyErr_ExceptionMatches(PyExc_AttributeError))
     return found;
@@ -108,86 +182,28 @@ static PyObject *selector_getattro(SelectorObject *self, PyObject *name) {
   return PyObject_GetAttr(self->inner, name);
 }
 
-static PyObject *get_tracking(SelectorObject *self, void *closure) {
-  return PyBool_FromLong(self->tracker != NULL);
-}
-
-static PyObject *get_wrapped(SelectorObject *self, void *closure) {
-  Py_INCREF(self->inner);
-  return self->inner;
-}
-
-static int selector_traverse(SelectorObject *self, visitproc visit, void *arg) {
-  Py_VISIT(self->inner);
-  Py_VISIT(self->inner_select);
-  Py_VISIT(self->loop);
-  return 0;
-}
-
-static int selector_clear(SelectorObject *self) {
-  Py_CLEAR(self->inner);
-  Py_CLEAR(self->inner_select);
-  Py_CLEAR(self->loop);
-  return 0;
-}
-
-static void selector_dealloc(SelectorObject *self) {
-  PyObject_GC_UnTrack(self);
-  release_tracker(self);
-  selector_clear(self);
-  Py_TYPE(self)->tp_free((PyObject *)self);
-}
-
 static PyMethodDef selector_methods[] = {
-    {"select", (PyCFunction)(void (*)(void))selector_select,
-     METH_FASTCALL | METH_KEYWORDS,
+    {"select", FASTCALL(stand_in_wait),
      "The real selector's select(), with the loop idle while it waits."},
-    {"idle", (PyCFunction)selector_idle, METH_NOARGS,
-     "The loop stopped running: its tracker goes idle until its next wait "
-     "ends."},
-    {"release", (PyCFunction)selector_release, METH_NOARGS,
-     "Release the loop's tracker; the real selector stays open."},
-    {"close", (PyCFunction)selector_close, METH_NOARGS,
-     "Release the loop's tracker, and close the real selector."},
-    {NULL, NULL, 0, NULL},
-};
-
-static PyGetSetDef selector_getset[] = {
-    {"tracking", (getter)get_tracking, NULL,
-     "Whether it holds the loop's tracker.", NULL},
-    {"wrapped", (getter)get_wrapped, NULL, "The real selector.", NULL},
-    {NULL, NULL, NULL, NULL, NULL},
-};
+    COMMON_METHODS};
 
 PyTypeObject perpetuo_py_asyncio_selector_type = {
     PyVarObject_HEAD_INIT(NULL, 0).tp_name = "perpetuo.AsyncioSelector",
-    .tp_basicsize = sizeof(SelectorObject),
+    .tp_basicsize = sizeof(StandInObject),
     .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC,
     .tp_doc = "AsyncioSelector(selector, loop, name, thread, active): stands "
               "in for an asyncio loop's selector, keeping the loop's "
               "tracker idle while the loop waits.",
     .tp_new = selector_new,
-    .tp_dealloc = (destructor)selector_dealloc,
-    .tp_traverse = (traverseproc)selector_traverse,
-    .tp_clear = (inquiry)selector_clear,
+    .tp_dealloc = (destructor)stand_in_dealloc,
+    .tp_traverse = (traverseproc)stand_in_traverse,
+    .tp_clear = (inquiry)stand_in_clear,
     .tp_getattro = (getattrofunc)selector_getattro,
     .tp_methods = selector_methods,
-    .tp_getset = selector_getset,
+    .tp_getset = common_getset,
 };
 
 /* ------------------------------------------------------------ the poller */
-
-typedef struct {
-  PyObject_HEAD PyObject *inner; /* the selector's epoll or poll object */
-  PyObject *inner_poll;          /* its bound poll(), looked up once */
-  perpetuo_tracker_t *tracker;
-  uint64_t *counter;
-} PollerObject;
-
-static void poller_release_tracker(PollerObject *self) {
-  perpetuo_py_tracker_release(&self->tracker);
-  self->counter = NULL;
-}
 
 static PyObject *poller_new(PyTypeObject *type, PyObject *args,
                             PyObject *kwargs) {
@@ -197,51 +213,12 @@ static PyObject *poller_new(PyTypeObject *type, PyObject *args,
   if (!PyArg_ParseTupleAndKeywords(args, kwargs, "OUOp:AsyncioPoller", keywords,
                                    &inner, &name, &thread, &active))
     return NULL;
-  PyObject *inner_poll = PyObject_GetAttrString(inner, "poll");
-  if (!inner_poll)
-    return NULL;
-  PollerObject *self = (PollerObject *)type->tp_alloc(type, 0);
-  if (!self) {
-    Py_DECREF(inner_poll);
-    return NULL;
-  }
-  Py_INCREF(inner);
-  self->inner = inner;
-  self->inner_poll = inner_poll;
-  self->tracker = perpetuo_py_tracker_new(name, thread, active);
-  if (!self->tracker) {
-    Py_DECREF(self);
-    return NULL;
-  }
-  self->counter = perpetuo_tracker_counter(self->tracker);
-  return (PyObject *)self;
-}
-
-static PyObject *poller_poll(PollerObject *self, PyObject *const *args,
-                             Py_ssize_t nargs, PyObject *kwnames) {
-  if (self->tracker && perpetuo_counter_is_active(self->counter))
-    perpetuo_counter_leave(self->counter);
-  PyObject *events =
-      PyObject_Vectorcall(self->inner_poll, args, (size_t)nargs, kwnames);
-  if (self->tracker && !perpetuo_counter_is_active(self->counter))
-    perpetuo_counter_enter(self->counter);
-  return events;
+  return stand_in_new(type, inner, "poll", NULL, name, thread, active);
 }
 
 /* The poll object's other methods, which the selector calls now and then. */
-static PyObject *forward(PollerObject *self, const char *name,
-                         PyObject *const *args, Py_ssize_t nargs,
-                         PyObject *kwnames) {
-  PyObject *method = PyObject_GetAttrString(self->inner, name);
-  if (!method)
-    return NULL;
-  PyObject *result = PyObject_Vectorcall(method, args, (size_t)nargs, kwnames);
-  Py_DECREF(method);
-  return result;
-}
-
 #define FORWARDER(name)                                                        \
-  static PyObject *poller_##name(PollerObject *self, PyObject *const *args,    \
+  static PyObject *poller_##name(StandInObject *self, PyObject *const *args,   \
                                  Py_ssize_t nargs, PyObject *kwnames) {        \
     return forward(self, #name, args, nargs, kwnames);                         \
   }
@@ -251,96 +228,41 @@ FORWARDER(unregister)
 FORWARDER(fileno)
 #undef FORWARDER
 
-static PyObject *poller_idle(PollerObject *self, PyObject *unused) {
-  if (self->tracker && perpetuo_counter_is_active(self->counter))
-    perpetuo_counter_leave(self->counter);
-  Py_RETURN_NONE;
-}
-
-static PyObject *poller_release(PollerObject *self, PyObject *unused) {
-  poller_release_tracker(self);
-  Py_RETURN_NONE;
-}
-
-static PyObject *poller_close(PollerObject *self, PyObject *const *args,
-                              Py_ssize_t nargs, PyObject *kwnames) {
-  poller_release_tracker(self);
-  return forward(self, "close", args, nargs, kwnames);
-}
-
-static PyObject *poller_get_closed(PollerObject *self, void *closure) {
+static PyObject *poller_get_closed(StandInObject *self, void *closure) {
   return PyObject_GetAttrString(self->inner, "closed");
 }
 
-static PyObject *poller_get_tracking(PollerObject *self, void *closure) {
-  return PyBool_FromLong(self->tracker != NULL);
-}
-
-static PyObject *poller_get_wrapped(PollerObject *self, void *closure) {
-  Py_INCREF(self->inner);
-  return self->inner;
-}
-
-static int poller_traverse(PollerObject *self, visitproc visit, void *arg) {
-  Py_VISIT(self->inner);
-  Py_VISIT(self->inner_poll);
-  return 0;
-}
-
-static int poller_clear(PollerObject *self) {
-  Py_CLEAR(self->inner);
-  Py_CLEAR(self->inner_poll);
-  return 0;
-}
-
-static void poller_dealloc(PollerObject *self) {
-  PyObject_GC_UnTrack(self);
-  poller_release_tracker(self);
-  poller_clear(self);
-  Py_TYPE(self)->tp_free((PyObject *)self);
-}
-
-#define FASTCALL(f)                                                            \
-  (PyCFunction)(void (*)(void))(f), METH_FASTCALL | METH_KEYWORDS
 static PyMethodDef poller_methods[] = {
-    {"poll", FASTCALL(poller_poll),
+    {"poll", FASTCALL(stand_in_wait),
      "The real poll(), with the loop idle while it waits."},
     {"register", FASTCALL(poller_register), "The real register()."},
     {"modify", FASTCALL(poller_modify), "The real modify()."},
     {"unregister", FASTCALL(poller_unregister), "The real unregister()."},
     {"fileno", FASTCALL(poller_fileno), "The real fileno()."},
-    {"close", FASTCALL(poller_close),
-     "Release the loop's tracker, and close the real poll object."},
-    {"idle", (PyCFunction)poller_idle, METH_NOARGS,
-     "The loop stopped running: its tracker goes idle until its next wait "
-     "ends."},
-    {"release", (PyCFunction)poller_release, METH_NOARGS,
-     "Release the loop's tracker; the real poll object stays open."},
-    {NULL, NULL, 0, NULL},
-};
-#undef FASTCALL
+    COMMON_METHODS};
 
 static PyGetSetDef poller_getset[] = {
     {"closed", (getter)poller_get_closed, NULL,
      "Whether the real poll object is closed.", NULL},
-    {"tracking", (getter)poller_get_tracking, NULL,
+    {"tracking", (getter)get_tracking, NULL,
      "Whether it holds the loop's tracker.", NULL},
-    {"wrapped", (getter)poller_get_wrapped, NULL, "The real poll object.",
-     NULL},
+    {"wrapped", (getter)get_wrapped, NULL, "The real object.", NULL},
     {NULL, NULL, NULL, NULL, NULL},
 };
+#undef COMMON_METHODS
+#undef FASTCALL
 
 PyTypeObject perpetuo_py_asyncio_poller_type = {
     PyVarObject_HEAD_INIT(NULL, 0).tp_name = "perpetuo.AsyncioPoller",
-    .tp_basicsize = sizeof(PollerObject),
+    .tp_basicsize = sizeof(StandInObject),
     .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC,
     .tp_doc = "AsyncioPoller(poller, name, thread, active): stands in for "
               "the epoll or poll object of an asyncio loop's selector, "
               "keeping the loop's tracker idle while the loop waits.",
     .tp_new = poller_new,
-    .tp_dealloc = (destructor)poller_dealloc,
-    .tp_traverse = (traverseproc)poller_traverse,
-    .tp_clear = (inquiry)poller_clear,
+    .tp_dealloc = (destructor)stand_in_dealloc,
+    .tp_traverse = (traverseproc)stand_in_traverse,
+    .tp_clear = (inquiry)stand_in_clear,
     .tp_methods = poller_methods,
     .tp_getset = poller_getset,
 };

@@ -1,0 +1,48 @@
+"""A program run in a subprocess, whose stderr holds the watcher's reports:
+the scenarios of the Python tests (tests/python) and of the PyPy tests
+(tests/pypy), which run it with another interpreter."""
+
+import json
+import subprocess
+import sys
+import textwrap
+
+TIMEOUT = 30.0
+
+
+class Scenario:
+    """A Python program run in a subprocess; its stderr holds the reports.
+    `interpreter` is the command that runs it (this Python by default)."""
+
+    def __init__(self, code, env, args=(), interpreter=(sys.executable,),
+                 timeout=TIMEOUT):
+        self.timeout = timeout
+        self.proc = subprocess.Popen(
+            [*interpreter, "-c", textwrap.dedent(code), *args], env=env,
+            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE)
+        self.out = self.err = b""
+
+    def finish(self, timeout=None):
+        self.out, self.err = self.proc.communicate(
+            timeout=self.timeout if timeout is None else timeout)
+        return self.proc.returncode
+
+    def lines(self):
+        return self.out.decode().splitlines()
+
+    def records(self):
+        """The watcher's JSON records (every line of stderr must be one)."""
+        found = []
+        for line in self.err.decode().splitlines():
+            if line.startswith("{"):
+                found.append(json.loads(line))
+        return found
+
+    def stalls(self, event="stall_began"):
+        return [r for r in self.records() if r.get("event") == event]
+
+    def kill(self):
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
