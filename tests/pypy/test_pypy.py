@@ -2,6 +2,8 @@
 Trio's instrument and native stacks work; Python stacks do not, and the
 reports say so."""
 
+from scenario import THREAD_STALL  # tests/python's, on the path conftest set
+
 
 def test_pypy_takes_the_cffi_backend(run):
     s = run("""
@@ -214,18 +216,7 @@ trio.run(main)
 
 
 def test_a_thread_tracker_names_its_thread(run):
-    s = run("""
-import threading, time, perpetuo
-perpetuo.start_watcher(alert_interval=0.1)
-def worker():
-    t = perpetuo.StallTracker("worker", threading.get_ident())
-    print("NATIVE", threading.get_native_id(), flush=True)
-    time.sleep(0.4)
-    t.close()
-th = threading.Thread(target=worker)
-th.start()
-th.join()
-""")
+    s = run(THREAD_STALL)
     assert s.finish() == 0, s.err.decode()
     native = int(s.lines()[0].split()[1])
     began = s.stalls()

@@ -9,6 +9,21 @@ import textwrap
 
 TIMEOUT = 30.0
 
+# A tracker of a thread of its own stalls 0.4 s there; the thread prints
+# "NATIVE <its native id>" first.
+THREAD_STALL = """
+import threading, time, perpetuo
+perpetuo.start_watcher(alert_interval=0.1)
+def worker():
+    t = perpetuo.StallTracker("worker", threading.get_ident())
+    print("NATIVE", threading.get_native_id(), flush=True)
+    time.sleep(0.4)
+    t.close()
+th = threading.Thread(target=worker, name="stall-worker")
+th.start()
+th.join()
+"""
+
 
 class Scenario:
     """A Python program run in a subprocess; its stderr holds the reports.

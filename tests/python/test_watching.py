@@ -7,6 +7,7 @@ import time
 import pytest
 
 from conftest import process_gone, kill_quietly
+from scenario import THREAD_STALL
 
 pytest.importorskip("trio", reason="trio is needed for its tests")
 
@@ -144,16 +145,7 @@ elif how == "SIGKILL":
 
 
 def test_gil_hint_and_thread_hint_in_reports(run):
-    s = run("""
-import threading, time, perpetuo
-perpetuo.start_watcher(alert_interval=0.1)
-def worker():
-    t = perpetuo.StallTracker("worker", threading.get_ident())
-    print("NATIVE", threading.get_native_id(), flush=True)
-    time.sleep(0.4)
-    t.close()
-th = threading.Thread(target=worker, name="stall-worker")
-th.start(); th.join()
+    s = run(THREAD_STALL + """
 g = perpetuo.StallTracker("gil", "gil")
 time.sleep(0.4)
 g.close()

@@ -151,12 +151,13 @@ static void stand_in_dealloc(StandInObject *self) {
        "Release the loop's tracker, and close the real object."},              \
       {NULL, NULL, 0, NULL},
 
-static PyGetSetDef common_getset[] = {
-    {"tracking", (getter)get_tracking, NULL,
-     "Whether it holds the loop's tracker.", NULL},
-    {"wrapped", (getter)get_wrapped, NULL, "The real object.", NULL},
-    {NULL, NULL, NULL, NULL, NULL},
-};
+#define COMMON_GETSET                                                          \
+  {"tracking", (getter)get_tracking, NULL,                                     \
+   "Whether it holds the loop's tracker.", NULL},                              \
+      {"wrapped", (getter)get_wrapped, NULL, "The real object.", NULL},        \
+      {NULL, NULL, NULL, NULL, NULL},
+
+static PyGetSetDef selector_getset[] = {COMMON_GETSET};
 
 /* ---------------------------------------------------------- the selector */
 
@@ -200,7 +201,7 @@ PyTypeObject perpetuo_py_asyncio_selector_type = {
     .tp_clear = (inquiry)stand_in_clear,
     .tp_getattro = (getattrofunc)selector_getattro,
     .tp_methods = selector_methods,
-    .tp_getset = common_getset,
+    .tp_getset = selector_getset,
 };
 
 /* ------------------------------------------------------------ the poller */
@@ -244,11 +245,8 @@ static PyMethodDef poller_methods[] = {
 static PyGetSetDef poller_getset[] = {
     {"closed", (getter)poller_get_closed, NULL,
      "Whether the real poll object is closed.", NULL},
-    {"tracking", (getter)get_tracking, NULL,
-     "Whether it holds the loop's tracker.", NULL},
-    {"wrapped", (getter)get_wrapped, NULL, "The real object.", NULL},
-    {NULL, NULL, NULL, NULL, NULL},
-};
+    COMMON_GETSET};
+#undef COMMON_GETSET
 #undef COMMON_METHODS
 #undef FASTCALL
 
