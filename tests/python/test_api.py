@@ -268,6 +268,93 @@ def test_trio_steps_are_counted_without_trios_dispatch(monkeypatch):
     assert seen["beside"] >= 5 and seen["counted"] >= 5
 
 
+def our_instrument(kind=None):
+    """perpetuo's instrument in the current run."""
+    group = trio.lowlevel.current_root_task()._runner.instruments
+    return [i for i in group["_all"]
+            if isinstance(i, kind or (_perpetuo.TrioInstrument,
+                                      _perpetuo.TrioIoWaitInstrument))][0]
+
+
+@pytest.mark.parametrize("mode", ["task_steps", "io_waits"])
+def test_trio_hooks_move_the_counter(mode):
+    """Each step is counted, active while it runs: in the task-steps mode at
+    each step's start, in the io_waits mode around each I/O wait (one a
+    checkpoint here), wherever the group runs the hook (in its membership
+    test, its call(), or trio's dispatch)."""
+    import ctypes
+    seen = {}
+
+    async def main():
+        perpetuo.instrument_trio(mode=mode)
+        counter = ctypes.c_uint64.from_address(
+            our_instrument().counter_address())
+        before = counter.value
+        for _ in range(100):
+            await trio.lowlevel.checkpoint()
+            seen.setdefault("odd", []).append(counter.value & 1)
+        seen["moved"] = counter.value - before
+        seen["instrument"] = our_instrument()
+
+    trio.run(main)
+    assert seen["odd"] == [1] * 100  # active in every step
+    assert 200 <= seen["moved"] <= 210, seen["moved"]  # + 2 a step
+    with pytest.raises(RuntimeError, match="^Not tracking$"):
+        seen["instrument"].counter_address()
+
+
+def test_trio_membership_tests_answer_as_trios():
+    """The instrument group may answer "no" for a hook it has just run
+    itself (ours alone on it); any other test is the truth."""
+    seen = {}
+
+    async def main():
+        perpetuo.instrument_trio()
+        group = trio.lowlevel.current_root_task()._runner.instruments
+        for name in ("_all", "after_run", "before_io_wait", "task_spawned",
+                     "after_task_step", 3):
+            seen[name] = name in group
+        counting = CountingInstrument()
+        trio.lowlevel.add_instrument(counting)
+        seen["shared"] = "before_task_step" in group
+        trio.lowlevel.remove_instrument(counting)
+        seen["alone"] = "before_task_step" in group
+
+    trio.run(main)
+    assert seen["_all"] and seen["after_run"] and seen["shared"]
+    assert not seen["task_spawned"] and not seen["after_task_step"]
+    assert not seen[3]
+    if "TrioDispatch" in dir(_perpetuo) and hasattr(
+            _perpetuo.TrioDispatch, "__contains__"):
+        # Run there, and so not left to trio: a step's start and an I/O
+        # wait's.
+        assert not seen["alone"] and not seen["before_io_wait"]
+    else:
+        assert seen["alone"] and seen["before_io_wait"]
+
+
+def test_trio_run_is_let_go_after_the_run():
+    """The C instrument keeps the run's context (where it finds a step's
+    task) only until after_run: it holds the runner, which holds it."""
+    import gc
+    from trio._core._run import GLOBAL_RUN_CONTEXT
+    seen = {}
+
+    def holds_context():
+        return any(o is seen["context"]
+                   for o in gc.get_referents(seen["instrument"]))
+
+    async def main():
+        perpetuo.instrument_trio()
+        seen["instrument"] = our_instrument()
+        seen["context"] = GLOBAL_RUN_CONTEXT.__dict__
+        seen["during"] = holds_context()
+
+    trio.run(main)
+    assert seen["during"] == hasattr(seen["instrument"], "_read_task_from")
+    assert not holds_context()
+
+
 def test_other_instruments_keep_trios_dispatch():
     """Beside ours, another instrument gets every step, and one that raises
     is removed and logged, as trio does."""

@@ -340,6 +340,12 @@ class _TrioBase:
         """Whether the instrument holds a tracker now."""
         return self._tracker is not None
 
+    def counter_address(self):
+        """The address of the run's tracker's 64-bit counter."""
+        if self._tracker is None:
+            raise RuntimeError("Not tracking")
+        return int(ffi.cast("uintptr_t", self._counter))
+
     def before_io_wait(self, timeout):
         """trio hook: the run loop is about to wait for I/O: idle."""
         counter = self._counter

@@ -180,8 +180,7 @@ static struct PyModuleDef module_def = {
 
 PyMODINIT_FUNC PyInit__perpetuo(void) {
   if (PyType_Ready(&perpetuo_py_tracker_type) < 0 ||
-      PyType_Ready(&perpetuo_py_trio_instrument_type) < 0 ||
-      PyType_Ready(&perpetuo_py_trio_io_wait_instrument_type) < 0 ||
+      perpetuo_py_trio_init() < 0 ||
       PyType_Ready(&perpetuo_py_asyncio_selector_type) < 0 ||
       PyType_Ready(&perpetuo_py_asyncio_poller_type) < 0 ||
       PyType_Ready(&perpetuo_py_asyncio_heartbeat_type) < 0 ||

@@ -22,6 +22,28 @@ extern PyTypeObject perpetuo_py_trio_dispatch_type;
  */
 int perpetuo_py_trio_step(PyObject *instrument, PyObject *task);
 
+/*
+ * The hooks trio's instrument group may run itself, when it tests whether a
+ * hook has instruments (_trio_dispatch.c).
+ */
+enum perpetuo_py_trio_hook {
+  PERPETUO_PY_TRIO_BEFORE_TASK_STEP,
+  PERPETUO_PY_TRIO_BEFORE_IO_WAIT,
+  PERPETUO_PY_TRIO_AFTER_IO_WAIT,
+};
+
+/*
+ * Does what `instrument`'s method for `hook` would, with no argument: the
+ * task of a step is the one trio has just put in the run context the
+ * instrument was given. 1 if done; 0 (nothing done) if `instrument` is not
+ * one of ours with that hook and a tracker, or the task is not found.
+ */
+int perpetuo_py_trio_run_hook(PyObject *instrument,
+                              enum perpetuo_py_trio_hook hook);
+
+/* Readies the Trio instruments. -1 on error. */
+int perpetuo_py_trio_init(void);
+
 /* Readies TrioDispatch and what it compares with. -1 on error. */
 int perpetuo_py_trio_dispatch_init(void);
 

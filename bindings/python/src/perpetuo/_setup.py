@@ -119,49 +119,69 @@ def instrument_trio(*, mode: str = "task_steps") -> None:
     # Outside trio.run this raises RuntimeError, as the original does, and
     # before any tracker exists.
     trio.lowlevel.current_task()
-    trio.lowlevel.add_instrument(kind())
-    if mode == "task_steps":
-        _dispatch_steps_in_c()
+    instrument = kind()
+    trio.lowlevel.add_instrument(instrument)
+    _dispatch_hooks_in_c(instrument)
 
 
 _dispatch_classes: dict = {}
 
 
-def _dispatch_steps_in_c() -> bool:
-    """Lets the run's instrument group call our before_task_step without
-    trio's Python dispatch, which costs more than the hook (see
-    _trio_dispatch.c): its class becomes a subclass of trio's own whose
-    call() is _perpetuo.TrioDispatch's. Where trio is not as expected, nothing
+def _dispatch_hooks_in_c(instrument) -> bool:
+    """Lets the run's instrument group run our hooks without trio's Python
+    dispatch, which costs more than the hooks (see _trio_dispatch.c):
+    its class becomes a subclass of trio's own whose call(), and where
+    trio's membership test is dict's or UserDict's its __contains__, are
+    _perpetuo.TrioDispatch's. Where trio is not as expected, nothing
     changes and trio dispatches as usual. Whether it did."""
     dispatch = getattr(_perpetuo, "TrioDispatch", None)
-    if dispatch is None:
-        return False
+    if dispatch is None or (not hasattr(instrument, "before_task_step") and
+                            "__contains__" not in dispatch.__dict__):
+        return False  # nothing it would do faster than trio
     try:
         from trio._core._instrumentation import Instruments
         from trio._core._run import GLOBAL_RUN_CONTEXT
+        from trio.lowlevel import current_task
 
         group = GLOBAL_RUN_CONTEXT.runner.instruments
+        # The run thread's own dict of the thread-local context, where trio
+        # puts each step's task just before testing for the hook.
+        context = GLOBAL_RUN_CONTEXT.__dict__
     except (ImportError, AttributeError):
         return False
-    if isinstance(group, dispatch):
-        return True
-    if type(group) is not Instruments or not callable(
-            getattr(Instruments, "call", None)):
-        return False
-    with _lock:
-        cls = _dispatch_classes.get(Instruments)
-        if cls is None:
-            # trio's class first: the instance layout stays its own, which
-            # __class__ assignment requires.
-            cls = type("Instruments", (Instruments, dispatch),
-                       {"__slots__": (), "__module__": __name__,
-                        "call": dispatch.__dict__["call"]})
-            _dispatch_classes[Instruments] = cls
-    try:
-        group.__class__ = cls
-    except TypeError:
-        return False
+    if not isinstance(group, dispatch):
+        if type(group) is not Instruments or not callable(
+                getattr(Instruments, "call", None)):
+            return False
+        with _lock:
+            cls = _dispatch_classes.get(Instruments)
+            if cls is None:
+                cls = _dispatch_class(Instruments, dispatch)
+                _dispatch_classes[Instruments] = cls
+        try:
+            group.__class__ = cls
+        except TypeError:
+            return False
+    if (hasattr(instrument, "_read_task_from")
+            and "__contains__" in type(group).__dict__
+            and type(context) is dict
+            and context.get("task") is current_task()):
+        instrument._read_task_from(context)
     return True
+
+
+def _dispatch_class(instruments: type, dispatch: type) -> type:
+    from collections import UserDict
+
+    members = {"__slots__": (), "__module__": __name__,
+               "call": dispatch.__dict__["call"]}
+    # Ours tests membership as dict's and UserDict's do; another is left be.
+    if "__contains__" in dispatch.__dict__ and instruments.__contains__ in (
+            dict.__contains__, UserDict.__contains__):
+        members["__contains__"] = dispatch.__dict__["__contains__"]
+    # trio's class first: the instance layout stays its own, which __class__
+    # assignment requires.
+    return type("Instruments", (instruments, dispatch), members)
 
 
 def _thread_hex(ident: int) -> str:

@@ -29,7 +29,11 @@ typedef struct {
   perpetuo_detail_t *detail; /* the stepping task's name, for reports */
   PyTypeObject *task_type;   /* whose `name` slot is at name_offset */
   Py_ssize_t name_offset;    /* -1: no slot to read it from cheaply */
+  PyObject *run_context;     /* the run's thread's dict of trio's
+                                GLOBAL_RUN_CONTEXT, or NULL */
 } TrioInstrumentObject;
+
+static PyObject *task_key; /* interned "task", as trio's attribute name is */
 
 static int start_tracking(TrioInstrumentObject *self) {
   unsigned long ident = PyThread_get_thread_ident();
@@ -104,6 +108,8 @@ static void stop_tracking(TrioInstrumentObject *self) {
   perpetuo_py_tracker_release(&self->tracker);
   self->counter = NULL;
   self->detail = NULL;
+  /* It holds the runner, which holds us: let the run go now. */
+  Py_CLEAR(self->run_context);
 }
 
 /* A step begins: active (if not already), and moving. One store. */
@@ -134,26 +140,87 @@ int perpetuo_py_trio_step(PyObject *instrument, PyObject *task) {
   return 1;
 }
 
+/* instrument_trio() hands us the run's context once it has checked that
+ * trio keeps the stepping task there (see _trio_dispatch.c). */
+static PyObject *read_task_from(TrioInstrumentObject *self,
+                                PyObject *context) {
+  if (!PyDict_CheckExact(context)) {
+    PyErr_Format(PyExc_TypeError, "_read_task_from() needs a dict, not %.100s",
+                 Py_TYPE(context)->tp_name);
+    return NULL;
+  }
+  if (self->tracker) {
+    Py_INCREF(context);
+    Py_XSETREF(self->run_context, context);
+  }
+  Py_RETURN_NONE;
+}
+
 /*
  * Both modes go idle in trio's I/O waits. The io_waits mode has only these
  * two hooks: active from the end of one I/O wait to the start of the next,
  * so it also reports a batch of many short steps that together hold the
  * loop past the threshold; it cannot name the task.
  */
-static PyObject *before_io_wait(TrioInstrumentObject *self, PyObject *timeout) {
+static void go_idle(TrioInstrumentObject *self) {
   if (self->tracker && perpetuo_counter_is_active(self->counter))
     perpetuo_counter_leave(self->counter);
+}
+
+static void go_active(TrioInstrumentObject *self) {
+  if (self->tracker && !perpetuo_counter_is_active(self->counter))
+    perpetuo_counter_enter(self->counter);
+}
+
+static PyObject *before_io_wait(TrioInstrumentObject *self, PyObject *timeout) {
+  go_idle(self);
   Py_RETURN_NONE;
 }
 
 static PyObject *after_io_wait(TrioInstrumentObject *self, PyObject *timeout) {
-  if (!self->tracker) {
-    if (start_tracking(self))
-      return NULL;
-  } else if (!perpetuo_counter_is_active(self->counter)) {
-    perpetuo_counter_enter(self->counter);
-  }
+  if (!self->tracker && start_tracking(self))
+    return NULL;
+  go_active(self);
   Py_RETURN_NONE;
+}
+
+static int is_ours(PyObject *instrument) {
+  return Py_IS_TYPE(instrument, &perpetuo_py_trio_instrument_type) ||
+         Py_IS_TYPE(instrument, &perpetuo_py_trio_io_wait_instrument_type);
+}
+
+int perpetuo_py_trio_run_hook(PyObject *instrument,
+                              enum perpetuo_py_trio_hook hook) {
+  if (!is_ours(instrument))
+    return 0;
+  TrioInstrumentObject *self = (TrioInstrumentObject *)instrument;
+  if (!self->tracker)
+    return 0; /* the method, called by trio, will say what to do */
+  switch (hook) {
+  case PERPETUO_PY_TRIO_BEFORE_TASK_STEP: {
+    if (!self->run_context ||
+        !Py_IS_TYPE(instrument, &perpetuo_py_trio_instrument_type))
+      return 0;
+    PyObject *task = PyDict_GetItemWithError(self->run_context, task_key);
+    if (!task) {
+      PyErr_Clear();
+      return 0;
+    }
+    Py_INCREF(task); /* learning a new task type runs Python code */
+    step(self, task);
+    Py_DECREF(task);
+    return 1;
+  }
+  case PERPETUO_PY_TRIO_BEFORE_IO_WAIT:
+    go_idle(self);
+    return 1;
+  case PERPETUO_PY_TRIO_AFTER_IO_WAIT:
+    if (!Py_IS_TYPE(instrument, &perpetuo_py_trio_io_wait_instrument_type))
+      return 0;
+    go_active(self);
+    return 1;
+  }
+  return 0;
 }
 
 static PyObject *after_run(TrioInstrumentObject *self, PyObject *unused) {
@@ -163,6 +230,15 @@ static PyObject *after_run(TrioInstrumentObject *self, PyObject *unused) {
 
 static PyObject *get_tracking(TrioInstrumentObject *self, void *closure) {
   return PyBool_FromLong(self->tracker != NULL);
+}
+
+static PyObject *counter_address(TrioInstrumentObject *self,
+                                 PyObject *unused) {
+  if (!self->tracker) {
+    PyErr_SetString(PyExc_RuntimeError, "Not tracking");
+    return NULL;
+  }
+  return PyLong_FromVoidPtr(self->counter);
 }
 
 static PyObject *instrument_new(PyTypeObject *type, PyObject *args,
@@ -181,7 +257,23 @@ static PyObject *instrument_new(PyTypeObject *type, PyObject *args,
   return (PyObject *)self;
 }
 
+static int instrument_traverse(TrioInstrumentObject *self, visitproc visit,
+                               void *arg) {
+  Py_VISIT(self->task_type);
+  Py_VISIT(self->run_context);
+  return 0;
+}
+
+/* A run that never reached after_run (its runner dropped by a failure) may
+ * leave us in a cycle through the run's context. */
+static int instrument_clear(TrioInstrumentObject *self) {
+  Py_CLEAR(self->run_context);
+  Py_CLEAR(self->task_type);
+  return 0;
+}
+
 static void instrument_dealloc(TrioInstrumentObject *self) {
+  PyObject_GC_UnTrack(self);
   stop_tracking(self);
   Py_XDECREF(self->task_type);
   Py_TYPE(self)->tp_free((PyObject *)self);
@@ -194,6 +286,12 @@ static PyMethodDef instrument_methods[] = {
      "trio hook: the run loop is about to wait for I/O: idle."},
     {"after_run", (PyCFunction)after_run, METH_NOARGS,
      "trio hook: the run is over; release the tracker."},
+    {"_read_task_from", (PyCFunction)read_task_from, METH_O,
+     "_read_task_from(context): the run thread's dict of trio's "
+     "GLOBAL_RUN_CONTEXT, where a step's task is found when trio's "
+     "instrument group counts the step itself (until after_run)."},
+    {"counter_address", (PyCFunction)counter_address, METH_NOARGS,
+     "The address of the run's tracker's 64-bit counter."},
     {NULL, NULL, 0, NULL},
 };
 
@@ -210,17 +308,21 @@ static PyMethodDef io_wait_methods[] = {
      "trio hook: the run loop woke up: active."},
     {"after_run", (PyCFunction)after_run, METH_NOARGS,
      "trio hook: the run is over; release the tracker."},
+    {"counter_address", (PyCFunction)counter_address, METH_NOARGS,
+     "The address of the run's tracker's 64-bit counter."},
     {NULL, NULL, 0, NULL},
 };
 
 PyTypeObject perpetuo_py_trio_io_wait_instrument_type = {
     PyVarObject_HEAD_INIT(NULL, 0).tp_name = "perpetuo.TrioIoWaitInstrument",
     .tp_basicsize = sizeof(TrioInstrumentObject),
-    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC,
     .tp_doc = "A trio.abc.Instrument that keeps a StallTracker active from "
               "one I/O wait to the next.",
     .tp_new = instrument_new,
     .tp_dealloc = (destructor)instrument_dealloc,
+    .tp_traverse = (traverseproc)instrument_traverse,
+    .tp_clear = (inquiry)instrument_clear,
     .tp_methods = io_wait_methods,
     .tp_getset = instrument_getset,
 };
@@ -228,11 +330,23 @@ PyTypeObject perpetuo_py_trio_io_wait_instrument_type = {
 PyTypeObject perpetuo_py_trio_instrument_type = {
     PyVarObject_HEAD_INIT(NULL, 0).tp_name = "perpetuo.TrioInstrument",
     .tp_basicsize = sizeof(TrioInstrumentObject),
-    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC,
     .tp_doc = "A trio.abc.Instrument that drives a StallTracker for the run "
               "it is added to.",
     .tp_new = instrument_new,
     .tp_dealloc = (destructor)instrument_dealloc,
+    .tp_traverse = (traverseproc)instrument_traverse,
+    .tp_clear = (inquiry)instrument_clear,
     .tp_methods = instrument_methods,
     .tp_getset = instrument_getset,
 };
+
+int perpetuo_py_trio_init(void) {
+  task_key = PyUnicode_InternFromString("task");
+  if (!task_key)
+    return -1;
+  return PyType_Ready(&perpetuo_py_trio_instrument_type) < 0 ||
+                 PyType_Ready(&perpetuo_py_trio_io_wait_instrument_type) < 0
+             ? -1
+             : 0;
+}

@@ -1,24 +1,37 @@
 /*
  * trio's dispatch of the hook we call on every task step, done in C.
  *
- * trio runs a hook through its instrument group, `runner.instruments.call(
- * "before_task_step", task)`: a Python method that copies the hook's
- * instruments into a list, enters a try, and looks the hook up with
- * getattr() before calling it. That dispatch costs several times what our
- * hook does (docs/performance.md), and it is paid once a task step.
+ * trio runs a hook through its instrument group: `if "before_task_step" in
+ * runner.instruments: runner.instruments.call("before_task_step", task)`.
+ * call() is a Python method that copies the hook's instruments into a list,
+ * enters a try, and looks the hook up with getattr() before calling it; and
+ * even a call() in C costs, from the run loop, several times what our hook
+ * does (docs/performance.md). It would be paid once a task step.
  *
- * TrioDispatch is a base with no fields of its own, whose call() counts the
- * step directly when our instrument is the hook's only one, and hands
- * anything else to trio's own call(), unchanged. instrument_trio() makes
- * `class Instruments(trio's Instruments, TrioDispatch)` with `call =
- * TrioDispatch.call` (trio's class first, so that the instance layout, and
- * so __class__ assignment, stays trio's) and sets the run's instrument
- * group's __class__ to it. trio's Instruments is a dict (trio < 0.26) or a
- * UserDict keeping the hooks in `.data`; both are served.
+ * TrioDispatch is a base with no fields of its own. instrument_trio() makes
+ * `class Instruments(trio's Instruments, TrioDispatch)` with TrioDispatch's
+ * `__contains__` and `call` (trio's class first, so that the instance
+ * layout, and so __class__ assignment, stays trio's) and sets the run's
+ * instrument group's __class__ to it. When our instrument is the hook's
+ * only one:
+ *   - the run loop's `"before_task_step" in instruments`, which it tests
+ *     right after putting the stepping task in its run context, counts the
+ *     step there, with that task, and answers no: trio has nothing left to
+ *     call. This needs the instrument to have been given the run's context
+ *     (instrument_trio() checks that trio keeps the task there); without
+ *     it the answer is the truth, and trio calls call();
+ *   - call("before_task_step", task) counts the step directly.
+ * Any other test or call is trio's own, unchanged (instrument_trio() takes
+ * our `__contains__` only where trio's is dict's or UserDict's). trio's
+ * Instruments is a dict (trio < 0.26) or a UserDict keeping the hooks in
+ * `.data`; both are served.
  */
 #include "_perpetuo.h"
 
-static PyObject *before_task_step_name; /* interned, as trio's literal is */
+/* Interned, as trio's literals are: tested by identity. */
+static PyObject *before_task_step_name;
+static PyObject *before_io_wait_name;
+static PyObject *after_io_wait_name;
 static PyObject *data_name;
 static PyObject *call_name;
 
@@ -53,21 +66,56 @@ static PyObject *hook_instruments(PyObject *self, PyObject *hookname) {
   return found;
 }
 
+/* Our instrument if it is the hook's only one, else NULL. Borrowed; may
+ * leave an exception set. */
+static PyObject *sole_instrument(PyObject *self, PyObject *hookname) {
+  PyObject *hooks = hook_instruments(self, hookname);
+  Py_ssize_t pos = 0;
+  PyObject *instrument, *value;
+  if (hooks && PyDict_Check(hooks) && PyDict_GET_SIZE(hooks) == 1 &&
+      PyDict_Next(hooks, &pos, &instrument, &value))
+    return instrument;
+  return NULL;
+}
+
+static int dispatch_contains(PyObject *self, PyObject *key) {
+  int hook = key == before_task_step_name ? PERPETUO_PY_TRIO_BEFORE_TASK_STEP
+             : key == before_io_wait_name ? PERPETUO_PY_TRIO_BEFORE_IO_WAIT
+             : key == after_io_wait_name  ? PERPETUO_PY_TRIO_AFTER_IO_WAIT
+                                          : -1;
+  if (hook >= 0) {
+    PyObject *instrument = sole_instrument(self, key);
+    if (instrument) {
+      /* Held: a step may run Python code (learning a new task type). */
+      Py_INCREF(instrument);
+      int done = perpetuo_py_trio_run_hook(instrument, hook);
+      Py_DECREF(instrument);
+      if (done)
+        return 0; /* nothing left for trio to call */
+    }
+    if (PyErr_Occurred())
+      PyErr_Clear(); /* the test below will meet it, and say it */
+  }
+  if (PyDict_Check(self))
+    return PyDict_Contains(self, key);
+  PyObject *data = PyObject_GetAttr(self, data_name);
+  if (!data)
+    return -1;
+  int found = PySequence_Contains(data, key);
+  Py_DECREF(data);
+  return found;
+}
+
 static PyObject *dispatch_call(PyObject *self, PyObject *const *args,
                                Py_ssize_t nargs) {
   if (nargs == 2 && args[0] == before_task_step_name) {
-    PyObject *hooks = hook_instruments(self, args[0]);
-    if (hooks && PyDict_Check(hooks) && PyDict_GET_SIZE(hooks) == 1) {
-      Py_ssize_t pos = 0;
-      PyObject *instrument, *value;
-      if (PyDict_Next(hooks, &pos, &instrument, &value)) {
-        /* Held: the step may run Python code (learning a new task type). */
-        Py_INCREF(instrument);
-        int counted = perpetuo_py_trio_step(instrument, args[1]);
-        Py_DECREF(instrument);
-        if (counted)
-          Py_RETURN_NONE;
-      }
+    PyObject *instrument = sole_instrument(self, args[0]);
+    if (instrument) {
+      Py_INCREF(instrument);
+      int counted = perpetuo_py_trio_step(instrument, args[1]);
+      Py_DECREF(instrument);
+      if (counted)
+        Py_RETURN_NONE;
     }
     if (PyErr_Occurred())
       PyErr_Clear(); /* trio's own call() will meet it, and say it */
@@ -100,6 +148,10 @@ static PyMethodDef dispatch_methods[] = {
     {NULL, NULL, 0, NULL},
 };
 
+static PySequenceMethods dispatch_as_sequence = {
+    .sq_contains = dispatch_contains,
+};
+
 PyTypeObject perpetuo_py_trio_dispatch_type = {
     PyVarObject_HEAD_INIT(NULL, 0).tp_name = "perpetuo.TrioDispatch",
     .tp_basicsize = sizeof(PyObject),
@@ -108,13 +160,17 @@ PyTypeObject perpetuo_py_trio_dispatch_type = {
               "perpetuo calls on every task step without trio's Python "
               "dispatch.",
     .tp_methods = dispatch_methods,
+    .tp_as_sequence = &dispatch_as_sequence,
 };
 
 int perpetuo_py_trio_dispatch_init(void) {
   before_task_step_name = PyUnicode_InternFromString("before_task_step");
+  before_io_wait_name = PyUnicode_InternFromString("before_io_wait");
+  after_io_wait_name = PyUnicode_InternFromString("after_io_wait");
   data_name = PyUnicode_InternFromString("data");
   call_name = PyUnicode_InternFromString("call");
-  if (!before_task_step_name || !data_name || !call_name)
+  if (!before_task_step_name || !before_io_wait_name || !after_io_wait_name ||
+      !data_name || !call_name)
     return -1;
   return PyType_Ready(&perpetuo_py_trio_dispatch_type);
 }
