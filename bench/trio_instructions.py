@@ -22,8 +22,14 @@ trio from PyPI) and Debian's python3 with its trio:
   original         perpetuo 0.7.4 (tools/python-original-venv.sh; same trio
                    as the venv)
 
+Then the same for a Trio TCP echo server on loopback (each configuration's
+trio_workload.py `server` under callgrind, loaded for 3 s and then 9 s by 50
+clients in a plain Trio process outside it): instructions per round trip.
+Under callgrind the server is some fifty times slower, so its run-loop
+batches hold more tasks than at full speed: fewer I/O waits per round trip.
+
 Usage: cd build && python3 ../bench/trio_instructions.py [--steps N]
-       [--tasks 2,100] [--jobs J]
+       [--tasks 2,100] [--jobs J] [--no-echo]
 """
 
 import argparse
@@ -38,12 +44,17 @@ import time
 
 from benchlib import (BenchError, Build, clean_env, exit_on_error, fixed,
                       machine_description, print_end, progress)
+from workerlib import Worker
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 WORKLOAD = os.path.join(HERE, "trio_workload.py")
 WARMUP = 0.1        # trio_workload.py's warm-up, a fraction of the steps
 TIMEOUT_S = 900
 SYSTEM_PYTHON = "/usr/bin/python3"
+ECHO_CLIENTS = 50
+ECHO_SIZE = 64
+ECHO_WARMUP_S = 1.0
+ECHO_SECONDS = 3.0
 
 # (label, tool, --hooks)
 CONFIGS = [
@@ -91,21 +102,30 @@ class Run:
                     continue  # the original lives in its own venv only
                 yield interp, label, tool, hooks
 
-    def argv_env(self, interp, tool, hooks, tasks, steps, out):
+    def argv_env(self, interp, tool, hooks, out, role):
         python = self.pythons["original" if tool == "original" else interp]
         env = clean_env(("PERPETUO_BACKEND",))
         if tool == "ours":
             self.build.use(env)
         argv = [self.valgrind, "--tool=callgrind", "--callgrind-out-file=" +
-                out, python, WORKLOAD, "--hooks", hooks, "steps", "--tasks",
-                str(tasks), "--steps", str(steps)]
+                out, python, WORKLOAD, "--hooks", hooks] + role
         return argv, env
 
+    def check_ready(self, interp, tool, ready):
+        where = ready["perpetuo"]
+        expected = {"ours": self.build.stage,
+                    "original": self.args.venv_original}.get(tool)
+        if expected and not (where and where.startswith(
+                os.path.abspath(expected) + os.sep)):
+            raise BenchError("%s %s imported perpetuo from %s, not from %s"
+                             % (interp, tool, where, expected))
+
     def count(self, interp, tool, hooks, tasks, steps, workdir):
-        """(instructions, task steps) of one process."""
+        """(instructions, task steps, trio's version) of one process."""
         out = os.path.join(workdir, "callgrind.%s.%s.%s.%d.%d" % (
             interp, tool, hooks, tasks, steps))
-        argv, env = self.argv_env(interp, tool, hooks, tasks, steps, out)
+        argv, env = self.argv_env(interp, tool, hooks, out, [
+            "steps", "--tasks", str(tasks), "--steps", str(steps)])
         proc = subprocess.run(argv, env=env, input="go\n", capture_output=True,
                               text=True, timeout=TIMEOUT_S)
         results = [json.loads(line) for line in proc.stdout.splitlines()
@@ -116,16 +136,46 @@ class Run:
             raise BenchError("%s %s (%s) failed (status %d): %s" % (
                 interp, tool, hooks, proc.returncode,
                 (proc.stderr.strip().splitlines() or ["no output"])[-1]))
-        where = ready[0]["perpetuo"]
-        expected = {"ours": self.build.stage,
-                    "original": self.args.venv_original}.get(tool)
-        if expected and not (where and where.startswith(
-                os.path.abspath(expected) + os.sep)):
-            raise BenchError("%s %s imported perpetuo from %s, not from %s"
-                             % (interp, tool, where, expected))
+        self.check_ready(interp, tool, ready[0])
         per_task = max(1, int(steps * WARMUP) // tasks)
         return callgrind_total(out), done[0]["steps"] + per_task * tasks, \
             ready[0]["trio"]
+
+    def echo_count(self, interp, tool, hooks, seconds, workdir):
+        """(instructions, round trips) of one echo server under callgrind,
+        loaded by a plain Trio process (not under callgrind) for `seconds`
+        after its warm-up."""
+        out = os.path.join(workdir, "callgrind.echo.%s.%s.%s.%g" % (
+            interp, tool, hooks, seconds))
+        argv, env = self.argv_env(interp, tool, hooks, out, ["server"])
+        label = "the echo server (%s, %s)" % (interp, tool)
+        server = Worker(label, argv, env)
+        try:
+            self.check_ready(interp, tool, server.wait_json(
+                "ready", "the ready line", TIMEOUT_S))
+            server.send("go\n")
+            port = server.wait_json("port", "the port", TIMEOUT_S)["port"]
+            load = Worker("its load", [
+                self.pythons["venv"], WORKLOAD, "load", "--port", str(port),
+                "--clients", str(ECHO_CLIENTS), "--size", str(ECHO_SIZE),
+                "--warmup", str(ECHO_WARMUP_S), "--seconds", str(seconds)],
+                clean_env(("PERPETUO_BACKEND",)))
+            try:
+                trips = load.wait_json("round_trips", "the load's result",
+                                       TIMEOUT_S)["all_round_trips"]
+                load.finish()
+            finally:
+                load.kill()
+            server.finish()
+        finally:
+            server.kill()
+        return callgrind_total(out), trips
+
+    def measure_echo(self, row, workdir):
+        interp, label, tool, hooks = row
+        short = self.echo_count(interp, tool, hooks, ECHO_SECONDS, workdir)
+        long = self.echo_count(interp, tool, hooks, 3 * ECHO_SECONDS, workdir)
+        return (long[0] - short[0]) / (long[1] - short[1])
 
     def measure(self, row, tasks, workdir):
         interp, label, tool, hooks = row
@@ -172,6 +222,31 @@ def report(run, results, versions, tasks_list):
             print(line)
 
 
+def report_echo(run, echo, versions):
+    print()
+    print("Echo server, instructions per round trip (callgrind on the server; "
+          "%d clients in a" % ECHO_CLIENTS)
+    print("plain Trio process, not under callgrind): the difference of a "
+          "%g s and a %g s load;" % (3 * ECHO_SECONDS, ECHO_SECONDS))
+    print("added: minus trio only on the same interpreter, and as a share "
+          "of it")
+    head = "%-32s | %10s %7s %7s" % ("configuration", "per trip", "added",
+                                     "")
+    print(head)
+    print("-" * len(head))
+    for row in run.rows():
+        if row not in echo:
+            continue
+        interp = row[0]
+        base = echo[(interp, "trio only", "trio", "none")]
+        added = echo[row] - base
+        first = row[1] == "trio only"
+        print("%-32s | %10s %7s %7s" % (
+            "%s, trio %s" % (row[1], versions.get((interp, "trio"), "?")),
+            fixed(echo[row]), "" if first else fixed(added),
+            "" if first else "%+.1f %%" % (100 * added / base)))
+
+
 def python_version(python):
     return subprocess.run(
         [python, "-c", "import sys; print(sys.version.split()[0])"],
@@ -193,8 +268,12 @@ def main():
     parser.add_argument("--tasks", default="2,100",
                         help="task counts (default: 2,100)")
     parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1,
-                        help="processes under callgrind at once (their "
-                        "counts do not depend on it)")
+                        help="task-step processes under callgrind at once "
+                        "(their counts do not depend on it; the echo servers "
+                        "run one at a time, their batches depending on the "
+                        "CPU left to them)")
+    parser.add_argument("--no-echo", dest="echo", action="store_false",
+                        help="leave out the echo server (about 7 minutes)")
     args = parser.parse_args()
     args.venv = args.venv or os.path.join(args.build, "venv")
     args.venv_original = args.venv_original or os.path.join(
@@ -219,7 +298,15 @@ def main():
             versions[row[0], "trio"] = trio_version
             progress("%d of %d: %s, %s, %d tasks" % (i + 1, len(jobs),
                                                      row[0], row[1], n))
+        echo = {}
+        rows = [row for row in run.rows() if row[1] != "no-op C hooks"]
+        for i, row in enumerate(rows if args.echo else []):
+            progress("echo, %d of %d: %s, %s" % (i + 1, len(rows), row[0],
+                                                 row[1]))
+            echo[row] = run.measure_echo(row, workdir)
     report(run, results, versions, tasks_list)
+    if echo:
+        report_echo(run, echo, versions)
     print()
     print_end(began)
     return 0

@@ -300,7 +300,7 @@ _DETAILS_MAX = 4096
 
 class _TrioBase:
     __slots__ = ("_tracker", "_counter", "_detail", "_details", "_shown",
-                 "__weakref__")
+                 "_context", "__weakref__")
 
     def __init__(self):
         self._tracker = None
@@ -308,6 +308,7 @@ class _TrioBase:
         self._detail = None
         self._details = {}
         self._shown = None
+        self._context = None
         self._start_tracking()
 
     def _start_tracking(self):
@@ -328,7 +329,8 @@ class _TrioBase:
         tracker, self._tracker = self._tracker, None
         if tracker is not None:
             _tracker_release(tracker, self._counter)
-        self._counter = self._detail = self._shown = None
+        # The context holds the runner, which holds us: let the run go now.
+        self._counter = self._detail = self._shown = self._context = None
         self._details = {}
 
     def __del__(self):
@@ -380,6 +382,40 @@ class TrioInstrument(_TrioBase):
         if name is not self._shown:
             self._publish(name)
 
+    def _read_task_from(self, context):
+        """The run thread's dict of trio's GLOBAL_RUN_CONTEXT, where a
+        step's task is found when trio's instrument group counts the step
+        itself (until after_run)."""
+        if type(context) is not dict:
+            raise TypeError("_read_task_from() needs a dict, not %s"
+                            % type(context).__name__)
+        if self._tracker is not None:
+            self._context = context
+
+    def _run_hook(self, hookname):
+        """What the hook's method does, without its argument (a step's task
+        is in the run's context): whether it was done."""
+        counter = self._counter
+        if counter is None:
+            return False
+        if hookname == "before_task_step":
+            context = self._context
+            task = context.get("task") if context is not None else None
+            if task is None:
+                return False
+            c = counter[0]
+            counter[0] = c + 2 if c & 1 else c + 1
+            name = getattr(task, "name", None)
+            if name is not self._shown:
+                self._publish(name)
+            return True
+        if hookname == "before_io_wait":
+            c = counter[0]
+            if c & 1:
+                counter[0] = c + 1
+            return True
+        return False
+
     def _publish(self, name):
         entry = self._details.get(name) if isinstance(name, str) else None
         if entry is None and isinstance(name, str):
@@ -418,16 +454,51 @@ class TrioIoWaitInstrument(_TrioBase):
             if not c & 1:
                 counter[0] = c + 1
 
+    def _run_hook(self, hookname):
+        """What the hook's method does: whether it was done."""
+        counter = self._counter
+        if counter is None:
+            return False
+        c = counter[0]
+        if hookname == "before_io_wait":
+            if c & 1:
+                counter[0] = c + 1
+            return True
+        if hookname == "after_io_wait":
+            if not c & 1:
+                counter[0] = c + 1
+            return True
+        return False
+
+
+_RUN_IN_TEST = frozenset(("before_task_step", "before_io_wait",
+                          "after_io_wait"))
+_MISSING = object()
+
 
 class TrioDispatch:
     """A base for trio's instrument group (instrument_trio() makes the
     run's group a subclass of trio's Instruments and of this, with this
-    call()): a task step's hook goes straight to our instrument when it is
-    the hook's only one, without trio's dispatch (a list of the hook's
-    instruments, a try, a getattr), which costs more than the hook; any
-    other call goes to trio's own call(), unchanged."""
+    __contains__ and call()): when our instrument is a hook's only one,
+    trio's test for the hook runs it and answers no, and a call of a task
+    step's hook goes straight to it, without trio's dispatch (a list of the
+    hook's instruments, a try, a getattr), which costs more than the hook;
+    any other test is the truth, any other call goes to trio's own call(),
+    unchanged (see _trio_dispatch.c)."""
 
     __slots__ = ()
+
+    def __contains__(self, hookname):
+        hooks = (self if isinstance(self, dict) else self.data).get(
+            hookname, _MISSING)
+        if hooks is _MISSING:
+            return False
+        if hookname in _RUN_IN_TEST and len(hooks) == 1:
+            for instrument in hooks:
+                if type(instrument) in _TRIO_INSTRUMENTS and \
+                        instrument._run_hook(hookname):
+                    return False
+        return True
 
     def call(self, hookname, *args):
         if hookname == "before_task_step" and len(args) == 1:
@@ -440,6 +511,9 @@ class TrioDispatch:
                         instrument.before_task_step(args[0])
                         return None
         return _trio_call(type(self))(self, hookname, *args)
+
+
+_TRIO_INSTRUMENTS = (TrioInstrument, TrioIoWaitInstrument)
 
 
 def _trio_call(cls):

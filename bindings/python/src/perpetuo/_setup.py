@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import sys
 import threading
+import types
 import weakref
 
 from ._backend import api as _perpetuo
@@ -176,9 +177,17 @@ def _dispatch_class(instruments: type, dispatch: type) -> type:
     members = {"__slots__": (), "__module__": __name__,
                "call": dispatch.__dict__["call"]}
     # Ours tests membership as dict's and UserDict's do; another is left be.
-    if "__contains__" in dispatch.__dict__ and instruments.__contains__ in (
-            dict.__contains__, UserDict.__contains__):
-        members["__contains__"] = dispatch.__dict__["__contains__"]
+    # The cffi backend's, a Python function, is a call where dict's test is
+    # C: on CPython it would cost more than the dispatch it saves (PyPy's JIT
+    # inlines it).
+    ours = dispatch.__dict__.get("__contains__")
+    theirs = instruments.__contains__
+    if ours is not None and (
+            theirs is UserDict.__contains__ or
+            (theirs is dict.__contains__ and (
+                not isinstance(ours, types.FunctionType) or
+                sys.implementation.name == "pypy"))):
+        members["__contains__"] = ours
     # trio's class first: the instance layout stays its own, which __class__
     # assignment requires.
     return type("Instruments", (instruments, dispatch), members)
