@@ -142,8 +142,7 @@ int perpetuo_py_trio_step(PyObject *instrument, PyObject *task) {
 
 /* instrument_trio() hands us the run's context once it has checked that
  * trio keeps the stepping task there (see _trio_dispatch.c). */
-static PyObject *read_task_from(TrioInstrumentObject *self,
-                                PyObject *context) {
+static PyObject *read_task_from(TrioInstrumentObject *self, PyObject *context) {
   if (!PyDict_CheckExact(context)) {
     PyErr_Format(PyExc_TypeError, "_read_task_from() needs a dict, not %.100s",
                  Py_TYPE(context)->tp_name);
@@ -211,9 +210,7 @@ int perpetuo_py_trio_run_hook(PyObject *instrument,
     Py_DECREF(task);
     return 1;
   }
-  case PERPETUO_PY_TRIO_BEFORE_IO_WAIT:
-    go_idle(self);
-    return 1;
+  case PERPETUO_PY_TRIO_BEFORE_IO_WAIT: go_idle(self); return 1;
   case PERPETUO_PY_TRIO_AFTER_IO_WAIT:
     if (!Py_IS_TYPE(instrument, &perpetuo_py_trio_io_wait_instrument_type))
       return 0;
@@ -232,8 +229,7 @@ static PyObject *get_tracking(TrioInstrumentObject *self, void *closure) {
   return PyBool_FromLong(self->tracker != NULL);
 }
 
-static PyObject *counter_address(TrioInstrumentObject *self,
-                                 PyObject *unused) {
+static PyObject *counter_address(TrioInstrumentObject *self, PyObject *unused) {
   if (!self->tracker) {
     PyErr_SetString(PyExc_RuntimeError, "Not tracking");
     return NULL;
