@@ -13,8 +13,11 @@ import pytest
 
 from conftest import _binary, events
 
-FAST = ["--alert-ms", "60", "--poll-ms", "10", "--stall-ms", "200",
-        "--gap-ms", "30", "--json"]
+FAST = ["--alert-ms", "60", "--poll-ms", "10", "--gap-ms", "30", "--json"]
+# A lone stall lasts long enough to be seen by a watcher the machine's load
+# keeps off the CPU for a while; the garbage test's many stalls are short.
+LONE_STALL_MS = 500
+STALL_MS = 200
 
 
 @pytest.fixture(scope="session")
@@ -25,8 +28,10 @@ def fake_python(builddir):
 
 def run(procs, fake_python, tmp_path, mode, stalls=1, extra=()):
     out = tmp_path / f"{mode}.json"
+    stall_ms = LONE_STALL_MS if stalls == 1 else STALL_MS
     p = procs.start([fake_python, mode, "--stalls", str(stalls),
-                     "--output", str(out), *FAST, *extra])
+                     "--stall-ms", str(stall_ms), "--output", str(out),
+                     *FAST, *extra])
     assert p.finish() == 0, p.err.text()
     assert f"DONE {stalls}" in p.out.text()
     with open(out) as f:
