@@ -12,7 +12,7 @@
  * `class Instruments(trio's Instruments, TrioDispatch)` with TrioDispatch's
  * `__contains__` and `call` (trio's class first, so that the instance
  * layout, and so __class__ assignment, stays trio's) and sets the run's
- * instrument group's __class__ to it. When our instrument is the hook's
+ * instrument group's __class__ to it. When our instrument is a hook's
  * only one:
  *   - the run loop's `"before_task_step" in instruments`, which it tests
  *     right after putting the stepping task in its run context, counts the
@@ -20,6 +20,8 @@
  *     call. This needs the instrument to have been given the run's context
  *     (instrument_trio() checks that trio keeps the task there); without
  *     it the answer is the truth, and trio calls call();
+ *   - `"before_io_wait" in instruments` makes the tracker idle there, and
+ *     `"after_io_wait"` (the io_waits instrument's) active, answering no;
  *   - call("before_task_step", task) counts the step directly.
  * Any other test or call is trio's own, unchanged (instrument_trio() takes
  * our `__contains__` only where trio's is dict's or UserDict's). trio's
