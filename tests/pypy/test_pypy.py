@@ -2,7 +2,7 @@
 Trio's instrument and native stacks work; Python stacks do not, and the
 reports say so."""
 
-from scenario import THREAD_STALL  # tests/python's, on the path conftest set
+from scenario import FAST_STEPS, THREAD_STALL  # tests/python's, on the path conftest set
 
 
 def test_pypy_takes_the_cffi_backend(run):
@@ -172,20 +172,7 @@ def test_the_text_report_says_why_it_shows_no_python_stack(run):
 
 
 def test_fast_steps_are_no_stall(run):
-    s = run("""
-import time, trio, perpetuo
-async def main():
-    perpetuo.instrument_trio()
-    perpetuo.start_watcher(alert_interval=0.2)
-    steps = 0
-    start = time.monotonic()
-    while (time.monotonic() - start < 2.0 or steps < 100_000) and \\
-            time.monotonic() - start < 30.0:
-        await trio.lowlevel.checkpoint()
-        steps += 1
-    print("STEPS", steps, flush=True)
-trio.run(main)
-""")
+    s = run(FAST_STEPS)
     assert s.finish() == 0, s.err.decode()
     assert int(s.lines()[-1].split()[1]) >= 100_000
     assert any(r["event"] == "watch_started" for r in s.records())

@@ -24,6 +24,23 @@ th.start()
 th.join()
 """
 
+# At least 3 s and 100 k Trio task steps (a slow machine takes longer),
+# instrumented and watched; prints "STEPS <count>" at the end.
+FAST_STEPS = """
+import time, trio, perpetuo
+async def main():
+    perpetuo.instrument_trio()
+    perpetuo.start_watcher(alert_interval=0.2)
+    steps = 0
+    start = time.monotonic()
+    while (time.monotonic() - start < 3.0 or steps < 100_000) and \\
+            time.monotonic() - start < 30.0:
+        await trio.lowlevel.checkpoint()
+        steps += 1
+    print("STEPS", steps, flush=True)
+trio.run(main)
+"""
+
 
 class Scenario:
     """A Python program run in a subprocess; its stderr holds the reports.

@@ -7,7 +7,7 @@ import time
 import pytest
 
 from conftest import process_gone, kill_quietly
-from scenario import THREAD_STALL
+from scenario import FAST_STEPS, THREAD_STALL
 
 pytest.importorskip("trio", reason="trio is needed for its tests")
 
@@ -72,21 +72,7 @@ trio.run(main)
 
 
 def test_fast_steps_are_no_stall(run):
-    s = run("""
-import time, trio, perpetuo
-async def main():
-    perpetuo.instrument_trio()
-    perpetuo.start_watcher(alert_interval=0.2)
-    steps = 0
-    start = time.monotonic()
-    # At least 3 s and 100 k steps (a slow machine takes longer).
-    while (time.monotonic() - start < 3.0 or steps < 100_000) and \
-            time.monotonic() - start < 30.0:
-        await trio.lowlevel.checkpoint()
-        steps += 1
-    print("STEPS", steps, flush=True)
-trio.run(main)
-""")
+    s = run(FAST_STEPS)
     assert s.finish() == 0, s.err.decode()
     steps = int(s.lines()[-1].split()[1])
     assert steps >= 100_000, steps
